@@ -1,0 +1,48 @@
+# Two entry points do all the set-up on a fresh Debian machine: `make serve` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+TESTSTAMP := $(VENV)/.installed-test
+
+# Debian tools the tests drive as real clients (and nginx for the deployment tests and bench).
+DEBIAN_TEST_TOOLS := curl wget aria2 nginx-light wrk
+
+.PHONY: serve test lint typecheck bench clean debian-tools
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(TESTSTAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP) $@
+
+serve: $(STAMP)
+	$(VENV)/bin/spigot serve --host 127.0.0.1 --port 8080 --storage ./data
+
+debian-tools:
+	@$(PY) -m tests.tools $(DEBIAN_TEST_TOOLS)
+
+test: $(TESTSTAMP) debian-tools
+	$(VENV)/bin/ruff check server storage tests bench
+	$(VENV)/bin/ruff format --check server storage tests bench
+	$(VENV)/bin/mypy
+	$(PY) -m pytest -q -p no:cacheprovider
+
+lint: $(TESTSTAMP)
+	$(VENV)/bin/ruff check server storage tests bench
+	$(VENV)/bin/ruff format --check server storage tests bench
+
+typecheck: $(TESTSTAMP)
+	$(VENV)/bin/mypy
+
+bench: $(TESTSTAMP) debian-tools
+	$(PY) -m bench.run
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info

@@ -1,0 +1,75 @@
+"""Request bodies as bounded async streams of chunks, with the per-request cap enforced live.
+
+Nothing here ever holds more than one network chunk: aiohttp's StreamReader pauses the socket
+when its small buffer fills, so a slow disk slows the client down instead of queueing bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
+
+from .errors import ApiError
+
+PART_CHUNK = 256 << 10
+
+
+def too_large(cap: int) -> ApiError:
+    return ApiError(
+        413, "too_large", f"request body is larger than the {cap}-byte limit", close=True
+    )
+
+
+def check_declared_length(request: web.BaseRequest, cap: int) -> None:
+    """Refuse a body whose Content-Length is over the cap before reading any of it."""
+    declared = request.content_length
+    if cap and declared is not None and declared > cap:
+        raise too_large(cap)
+
+
+def broken_body(exc: BaseException) -> ApiError:
+    return ApiError(400, "incomplete_body", f"the request body ended early or was malformed: {exc}")
+
+
+class Meter:
+    """Counts bytes across every stream of one request, to apply one cap to all of them."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.total = 0
+
+    def add(self, n: int) -> None:
+        self.total += n
+        if self.cap and self.total > self.cap:
+            raise too_large(self.cap)
+
+
+async def raw_chunks(request: web.BaseRequest, meter: Meter) -> AsyncIterator[bytes]:
+    """The body as received, any content type (form-encoded bodies are not parsed)."""
+    try:
+        async for chunk in request.content.iter_any():
+            meter.add(len(chunk))
+            yield chunk
+    except (HttpProcessingError, ConnectionError) as exc:
+        raise broken_body(exc) from exc
+    declared = request.content_length
+    if declared is not None and meter.total != declared:
+        raise broken_body(ValueError(f"got {meter.total} of {declared} bytes"))
+
+
+async def part_chunks(part: BodyPartReader, meter: Meter) -> AsyncIterator[bytes]:
+    """One multipart/form-data part's bytes, streamed (never `part.read()`)."""
+    try:
+        while chunk := await part.read_chunk(PART_CHUNK):
+            meter.add(len(chunk))
+            yield chunk
+    except (HttpProcessingError, ConnectionError, ValueError) as exc:
+        raise broken_body(exc) from exc
+
+
+async def discard_part(part: BodyPartReader, meter: Meter) -> None:
+    """Skip a non-file form field, still counting it against the cap."""
+    async for _ in part_chunks(part, meter):
+        pass

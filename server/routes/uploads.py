@@ -1,0 +1,166 @@
+"""One-shot uploads: `POST /files/` (raw body or multipart/form-data) and `PUT /files/{name}`.
+
+Each file is streamed into a fresh upload and finished only when its last byte is stored, so
+an upload is never visible as complete early. Any failure (cap crossed, body cut short,
+client gone) deletes everything this request created: a half-received one-shot upload leaves
+nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
+
+from storage import DataStore, Upload, UploadInfo, UploadSpec
+from storage.names import sanitize_name
+
+from ..bodies import (
+    Meter,
+    broken_body,
+    check_declared_length,
+    discard_part,
+    part_chunks,
+    raw_chunks,
+)
+from ..context import settings_of, store_of
+from ..errors import ApiError
+from ..protocol.disposition import filename_from_header
+from ..responses import file_json, file_url
+
+# Should the process die mid-upload, the unfinished upload expires and is swept after this.
+ONE_SHOT_TTL = 3600.0
+
+# Types that describe how the body was sent, not what the file is.
+_TRANSPORT_TYPES = {
+    "",
+    "application/octet-stream",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data",
+}
+_MEDIA_TYPE = re.compile(r"[\x21-\x7e]+/[\x21-\x7e]+(?:\s*;[\x20-\x7e]*)?")
+
+
+async def post_file(request: web.Request) -> web.Response:
+    if request.content_type == "multipart/form-data":
+        return await _multipart(request)
+    name = request.query.get("name") or filename_from_header(
+        request.headers.get("Content-Disposition")
+    )
+    return await _raw(request, name)
+
+
+async def put_file(request: web.Request) -> web.Response:
+    name = (
+        request.query.get("name")
+        or filename_from_header(request.headers.get("Content-Disposition"))
+        or request.match_info.get("name")
+    )
+    return await _raw(request, name)
+
+
+async def expect_continue(request: web.Request) -> web.StreamResponse | None:
+    """Answer `Expect: 100-continue` with 413 when the declared body is over the cap.
+
+    curl asks before sending a large body; refusing here means not one byte is sent.
+    """
+    if request.headers.get("Expect", "").lower() != "100-continue":
+        return None
+    try:
+        check_declared_length(request, settings_of(request).max_request_size)
+    except ApiError as exc:
+        return exc.response()
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    return None
+
+
+async def _raw(request: web.Request, name: str | None) -> web.Response:
+    cap = settings_of(request).max_request_size
+    check_declared_length(request, cap)
+    spec = _spec(name, request.headers.get("Content-Type", ""))
+    upload = await _store_stream(store_of(request), spec, raw_chunks(request, Meter(cap)))
+    return _created(request, [upload.info])
+
+
+async def _multipart(request: web.Request) -> web.Response:
+    cap = settings_of(request).max_request_size
+    check_declared_length(request, cap)
+    meter = Meter(cap)
+    try:
+        reader = await request.multipart()
+    except (ValueError, AssertionError, KeyError) as exc:
+        raise ApiError(400, "bad_multipart", f"malformed multipart/form-data: {exc}") from exc
+    store = store_of(request)
+    stored: list[Upload] = []
+    try:
+        async for part in _parts(reader):
+            if part.filename is None:
+                await discard_part(part, meter)
+                continue
+            spec = _spec(part.filename, part.headers.get("Content-Type", ""))
+            stored.append(await _store_stream(store, spec, part_chunks(part, meter)))
+    except BaseException:
+        await asyncio.shield(_delete_all(stored))
+        raise
+    if not stored:
+        raise ApiError(400, "no_file", "the form has no file field")
+    return _created(request, [upload.info for upload in stored])
+
+
+async def _parts(reader: MultipartReader) -> AsyncIterator[BodyPartReader]:
+    """The form's top-level parts; nested multipart (obsolete multipart/mixed) is refused."""
+    try:
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                raise ApiError(400, "bad_multipart", "nested multipart parts are not supported")
+            yield part
+    except (HttpProcessingError, ConnectionError, ValueError, AssertionError) as exc:
+        raise broken_body(exc) from exc
+
+
+async def _store_stream(store: DataStore, spec: UploadSpec, chunks: AsyncIterator[bytes]) -> Upload:
+    """Create, fill and finish one upload, or leave no trace of it."""
+    upload = await store.create(spec)
+    try:
+        await upload.append(0, chunks)
+        await upload.finish()
+    except BaseException:
+        await asyncio.shield(upload.delete())
+        raise
+    return upload
+
+
+async def _delete_all(uploads: list[Upload]) -> None:
+    for upload in uploads:
+        await upload.delete()
+
+
+def _spec(name: str | None, content_type: str) -> UploadSpec:
+    return UploadSpec(
+        name=sanitize_name(name),
+        content_type=_media_type(content_type),
+        expires=time.time() + ONE_SHOT_TTL,
+    )
+
+
+def _media_type(header: str) -> str | None:
+    """The declared type if it says what the file is; None lets the name decide later."""
+    value = header.strip()
+    if value.split(";", 1)[0].strip().lower() in _TRANSPORT_TYPES:
+        return None
+    return value if len(value) <= 200 and _MEDIA_TYPE.fullmatch(value) else None
+
+
+def _created(request: web.Request, infos: list[UploadInfo]) -> web.Response:
+    urls = [file_url(request, info.id) for info in infos]
+    body: dict[str, Any]
+    if len(infos) == 1:
+        body = file_json(infos[0], urls[0])
+    else:
+        body = {"files": [file_json(i, u) for i, u in zip(infos, urls, strict=True)]}
+    return web.json_response(body, status=201, headers={"Location": urls[0]})

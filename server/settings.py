@@ -1,0 +1,124 @@
+"""All configuration, in one typed object. Each option is declared once, below, and becomes
+both a command-line flag (`--max-request-size`) and an env var (`SPIGOT_MAX_REQUEST_SIZE`).
+
+Precedence: flag, then env var, then default. Values are parsed and checked here, so a bad
+one stops the program at start with one line naming the option, never later with a trace.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+ENV_PREFIX = "SPIGOT_"
+
+
+class SettingError(ValueError):
+    """A value an operator gave is not acceptable; the message says which and why."""
+
+
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGTP]?i?B?)\s*", re.IGNORECASE)
+_UNITS = {"": 1, "B": 1}
+for _i, _p in enumerate("KMGTP", start=1):
+    _UNITS[_p] = _UNITS[_p + "B"] = 1000**_i
+    _UNITS[_p + "I"] = _UNITS[_p + "IB"] = 1024**_i
+
+
+def parse_size(value: str) -> int:
+    """'100MiB' (1024-based), '100MB' (1000-based), '104857600', '0'. Case does not matter."""
+    match = _SIZE.fullmatch(value)
+    if match is None or match.group(2).upper() not in _UNITS:
+        raise SettingError(f"{value!r} is not a size (try 100MiB, 100MB or 104857600)")
+    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+
+
+def parse_port(value: str) -> int:
+    if not value.isdigit() or not 0 <= int(value) <= 65535:
+        raise SettingError(f"{value!r} is not a port number (0-65535; 0 picks a free one)")
+    return int(value)
+
+
+def parse_storage(value: str) -> str:
+    """A directory path or file:// URL, normalised to an absolute file:// URL."""
+    url = urlsplit(value)
+    if url.scheme in ("", "file"):
+        if url.scheme == "file" and url.netloc not in ("", "localhost"):
+            raise SettingError(f"{value!r}: a file:// URL names a local path, not a host")
+        path = unquote(url.path) if url.scheme else value
+        if not path:
+            raise SettingError("storage path is empty")
+        return Path(path).expanduser().resolve().as_uri()
+    if url.scheme == "s3":
+        raise SettingError("s3:// storage is not available in this version yet")
+    raise SettingError(f"{value!r}: storage must be a path or a file:// URL")
+
+
+def parse_public_url(value: str) -> str | None:
+    if not value:
+        return None
+    url = urlsplit(value)
+    if url.scheme not in ("http", "https") or not url.netloc or url.query or url.fragment:
+        raise SettingError(f"{value!r} is not an http(s) base URL like https://files.example")
+    return value.rstrip("/")
+
+
+def parse_log_level(value: str) -> str:
+    level = value.strip().upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise SettingError(f"{value!r} is not a log level (debug, info, warning, error)")
+    return level
+
+
+def _option(default: Any, parse: Callable[[str], Any], help: str, metavar: str = "") -> Any:
+    return field(default=default, metadata={"parse": parse, "help": help, "metavar": metavar})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = _option("127.0.0.1", str, "address to listen on", "ADDR")
+    port: int = _option(8080, parse_port, "port to listen on (0: any free port)", "PORT")
+    storage: str = _option(
+        Path("data").resolve().as_uri(), parse_storage, "where files live: a path or file:// URL"
+    )
+    max_request_size: int = _option(
+        100 * 1024**2, parse_size, "largest request body, e.g. 100MiB; 0 means unlimited", "SIZE"
+    )
+    public_url: str | None = _option(
+        None, parse_public_url, "external base URL used in Location headers", "URL"
+    )
+    log_level: str = _option("INFO", parse_log_level, "debug, info, warning or error", "LEVEL")
+
+    @property
+    def log_level_number(self) -> int:
+        return logging.getLevelNamesMapping()[self.log_level]
+
+    @classmethod
+    def options(cls) -> list[dataclasses.Field[Any]]:
+        return list(dataclasses.fields(cls))
+
+    @classmethod
+    def resolve(cls, given: Mapping[str, str | None], env: Mapping[str, str]) -> Settings:
+        """Build settings from raw flag values (None: not given) and the environment."""
+        values: dict[str, Any] = {}
+        for opt in cls.options():
+            env_name = ENV_PREFIX + opt.name.upper()
+            raw, source = given.get(opt.name), "--" + opt.name.replace("_", "-")
+            if raw is None and env_name in env:
+                raw, source = env[env_name], env_name
+            if raw is None:
+                continue
+            try:
+                values[opt.name] = opt.metadata["parse"](raw)
+            except SettingError as exc:
+                raise SettingError(f"{source}: {exc}") from None
+        return cls(**values)
+
+    @property
+    def storage_path(self) -> Path:
+        return Path(unquote(urlsplit(self.storage).path))

@@ -1,0 +1,182 @@
+"""The one interface every storage backend implements, modelled on tusd's DataStore/Upload.
+
+The HTTP layer (`server/`) speaks protocols and knows nothing of disks or buckets; a backend
+knows nothing of HTTP. Everything an upload goes through, one-shot or resumable, is the same
+four steps: `create` it, `append` byte streams at its offset, `finish` it, then `read` ranges.
+
+What only some backends can do is an optional capability, a small Protocol the server
+discovers with `isinstance` at run time (as tusd's handler type-asserts its optional store
+interfaces), never assumes:
+
+- `LocalFile`:     the upload's bytes are a local file, so downloads can use sendfile.
+- `Concatenator`:  build a final upload from partial ones without copying through the server.
+- `Presigner`:     hand out URLs the client uses to talk to the backend directly.
+- `Locker`:        exclusive access to one upload across processes or instances.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class UploadSpec:
+    """What a client asks for when it starts an upload; the store assigns id and times."""
+
+    name: str
+    content_type: str | None = None
+    length: int | None = None  # None: deferred, declared later (tus creation-defer-length)
+    metadata: dict[str, str] = field(default_factory=dict)  # tus Upload-Metadata, decoded
+    expires: float | None = None  # unix time after which an unfinished upload may be swept
+    partial: bool = False  # tus concatenation: a part of a later final upload
+
+
+@dataclass(slots=True)
+class UploadInfo:
+    """Everything known about one upload; persisted by the backend next to the bytes."""
+
+    id: str
+    name: str
+    content_type: str | None
+    length: int | None
+    offset: int
+    created: float
+    expires: float | None = None
+    completed: float | None = None
+    sha256: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    partial: bool = False
+    parts: list[str] = field(default_factory=list)  # ids a final concatenation was built from
+    backend: dict[str, str] = field(default_factory=dict)  # private to the backend
+
+    @property
+    def is_complete(self) -> bool:
+        return self.completed is not None
+
+    @classmethod
+    def new(cls, upload_id: str, spec: UploadSpec) -> UploadInfo:
+        return cls(
+            id=upload_id,
+            name=spec.name,
+            content_type=spec.content_type,
+            length=spec.length,
+            offset=0,
+            created=time.time(),
+            expires=spec.expires,
+            metadata=dict(spec.metadata),
+            partial=spec.partial,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> UploadInfo:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+class Upload(ABC):
+    """One upload, opened by id. Not safe for two concurrent writers: see `Locker`."""
+
+    @property
+    @abstractmethod
+    def info(self) -> UploadInfo:
+        """The state as of opening or of this object's last change."""
+
+    @abstractmethod
+    async def append(self, offset: int, chunks: AsyncIterable[bytes]) -> int:
+        """Write `chunks` at `offset` and return the new offset.
+
+        Raises OffsetMismatch unless `offset` is the current offset, and LengthExceeded as
+        soon as the stream goes past a declared length. If the stream fails part-way (the
+        client went away), the bytes already stored are kept and counted in the offset
+        before the error propagates: a resumable client continues from there.
+        """
+
+    @abstractmethod
+    async def declare_length(self, length: int) -> None:
+        """Fix a deferred length (tus Upload-Defer-Length). Not below the current offset."""
+
+    @abstractmethod
+    def read(self, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Yield the bytes in [start, end) in bounded chunks (end None: to the end)."""
+
+    @abstractmethod
+    async def finish(self) -> UploadInfo:
+        """Mark the upload complete once offset == length, recording its sha256.
+
+        Idempotent: finishing a finished upload returns its info unchanged, so the
+        post-finish step runs once however often a client retries.
+        """
+
+    @abstractmethod
+    async def delete(self) -> None:
+        """Remove the bytes and the info. Deleting a missing upload is not an error."""
+
+
+class DataStore(ABC):
+    """A place uploads live: a directory, an S3 prefix."""
+
+    @abstractmethod
+    async def create(self, spec: UploadSpec) -> Upload:
+        """Start a new, empty upload with a fresh unguessable id."""
+
+    @abstractmethod
+    async def open(self, upload_id: str) -> Upload:
+        """Open an existing upload. Raises UploadNotFound for unknown or malformed ids."""
+
+    @abstractmethod
+    def list_uploads(self) -> AsyncIterator[UploadInfo]:
+        """Yield every upload's info, lazily: a store may hold millions."""
+
+    async def start(self) -> None:  # noqa: B027 - optional hook, deliberately empty
+        """Prepare the backend (create directories, check credentials, clean leftovers)."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook, deliberately empty
+        """Release threads and connections."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """A URL-like description for logs and the start-up line (never with secrets)."""
+
+
+# Optional capabilities, discovered with isinstance().
+
+
+@runtime_checkable
+class LocalFile(Protocol):
+    """An upload whose bytes are one local file, so a download can be zero-copy."""
+
+    def local_path(self) -> Path: ...
+
+
+@runtime_checkable
+class Concatenator(Protocol):
+    """A store that can assemble a final upload from partial ones on its own side."""
+
+    async def concatenate(self, final: Upload, partials: Sequence[Upload]) -> UploadInfo: ...
+
+
+@runtime_checkable
+class Presigner(Protocol):
+    """A store whose clients can upload or download directly with signed URLs."""
+
+    async def presign(self, upload: Upload, method: str, expires_in: int) -> str: ...
+
+
+@runtime_checkable
+class Locker(Protocol):
+    """A store that can give one writer exclusive use of an upload.
+
+    `lock(id)` returns an async context manager; entering it waits for the lock (asking a
+    stuck holder to let go) and raises if it cannot be had in time.
+    """
+
+    def lock(self, upload_id: str) -> AbstractAsyncContextManager[None]: ...

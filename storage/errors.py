@@ -1,0 +1,34 @@
+"""Errors a storage backend raises. The HTTP layer maps each one to a status code."""
+
+
+class StorageError(Exception):
+    """Base class: something the client asked for cannot be done by the store."""
+
+
+class UploadNotFound(StorageError):
+    """No upload with this id exists (or the id is not even well formed)."""
+
+
+class UploadGone(StorageError):
+    """The upload existed but was terminated or expired: tus answers 410, not 404."""
+
+
+class OffsetMismatch(StorageError):
+    """An append named an offset other than the upload's current one."""
+
+    def __init__(self, expected: int, given: int) -> None:
+        super().__init__(f"upload is at offset {expected}, not {given}")
+        self.expected = expected
+        self.given = given
+
+
+class LengthExceeded(StorageError):
+    """More bytes were appended than the upload's declared length allows."""
+
+    def __init__(self, length: int) -> None:
+        super().__init__(f"upload length is {length} bytes; the body goes past it")
+        self.length = length
+
+
+class UploadComplete(StorageError):
+    """The upload is finished and immutable; it takes no more bytes."""

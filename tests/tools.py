@@ -1,0 +1,69 @@
+"""Real client tools the tests drive, installed from Debian when missing.
+
+A test that needs curl, wget, aria2c, nginx or wrk calls `require(...)`: the tool is
+installed if absent, and if that is impossible the test fails with the reason. It never
+skips, so a green run always means the real client was exercised.
+
+Also runnable: `python -m tests.tools curl wget aria2 ...` (Debian package names), which
+`make test` uses to install everything up front.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+# Debian package -> the executable it provides
+PACKAGES = {
+    "curl": "curl",
+    "wget": "wget",
+    "aria2": "aria2c",
+    "nginx-light": "nginx",
+    "wrk": "wrk",
+}
+_BY_EXECUTABLE = {exe: pkg for pkg, exe in PACKAGES.items()}
+_apt_updated = False
+
+
+def _executable(name: str) -> str | None:
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin")
+
+
+def _apt_install(packages: list[str]) -> None:
+    global _apt_updated
+    if os.geteuid() != 0:
+        raise RuntimeError(f"need {packages} but not root: apt-get install {' '.join(packages)}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    if not _apt_updated:
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+        _apt_updated = True
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def require(executable: str) -> str:
+    """Path of `executable`, installing its Debian package first if needed."""
+    path = _executable(executable)
+    if path is None:
+        _apt_install([_BY_EXECUTABLE.get(executable, executable)])
+        path = _executable(executable)
+    if path is None:
+        raise RuntimeError(f"{executable} is still missing after installing it")
+    return path
+
+
+def main(packages: list[str]) -> None:
+    missing = [p for p in packages if _executable(PACKAGES.get(p, p)) is None]
+    if missing:
+        print(f"installing Debian packages: {' '.join(missing)}", flush=True)
+        _apt_install(missing)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
