@@ -14,14 +14,20 @@ def sanitize_name(raw: str | None, default: str = DEFAULT_NAME) -> str:
     """Return a single, printable path component derived from `raw`, or `default`.
 
     Directory parts are dropped (both separators, since Windows browsers send C:\\x\\y.txt),
-    control and format characters removed, and a name made only of dots refused, so the
+    control and format characters removed, separators folded to spaces, and a name made only of dots refused, so the
     result can never be `..` or contain a separator.
     """
     if not raw:
         return default
     name = unicodedata.normalize("NFC", raw)
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
+    # Drop control/format characters; fold every Unicode separator (NBSP, U+2028, ...) to a
+    # plain space, so a name can never break a header or a log line.
+    name = "".join(
+        " " if unicodedata.category(ch)[0] == "Z" else ch
+        for ch in name
+        if unicodedata.category(ch)[0] != "C"
+    )
     name = name.strip()
     if not name.strip("."):
         return default

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import warnings
 from urllib.parse import quote
 
-from aiohttp.multipart import content_disposition_filename, parse_content_disposition
+from aiohttp.multipart import (
+    BadContentDispositionHeader,
+    BadContentDispositionParam,
+    content_disposition_filename,
+    parse_content_disposition,
+)
+
+# aiohttp warns about every malformed header it meets; those come from clients, are handled
+# here (no file name), and are no concern of the operator's logs.
+warnings.filterwarnings("ignore", category=BadContentDispositionHeader)
+warnings.filterwarnings("ignore", category=BadContentDispositionParam)
 
 
 def filename_from_header(value: str | None) -> str | None:

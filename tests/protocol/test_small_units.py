@@ -1,0 +1,108 @@
+"""Byteranges framing, Content-Disposition and the forwarded base URL."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from server.protocol import byteranges, disposition
+from server.protocol.forwarded import base_url
+from server.protocol.ranges import ByteRange
+
+
+def test_byteranges_layout_is_exact() -> None:
+    lay = byteranges.layout([ByteRange(0, 1), ByteRange(5, 7)], 10, "text/plain", boundary="B")
+    assert lay.content_type == "multipart/byteranges; boundary=B"
+    body = b"".join(p.head + b"x" * p.range.length for p in lay.parts) + lay.tail
+    assert body == (
+        b"--B\r\nContent-Type: text/plain\r\nContent-Range: bytes 0-1/10\r\n\r\nxx"
+        b"\r\n--B\r\nContent-Type: text/plain\r\nContent-Range: bytes 5-7/10\r\n\r\nxxx"
+        b"\r\n--B--\r\n"
+    )
+    assert lay.content_length == len(body)
+
+
+@pytest.mark.parametrize(
+    ("header", "name"),
+    [
+        (None, None),
+        ("", None),
+        ('attachment; filename="a.txt"', "a.txt"),
+        ("attachment; filename=a.txt", "a.txt"),
+        ("inline; filename*=UTF-8''%E2%82%AC%20rates.pdf", "€ rates.pdf"),
+        ("attachment; filename=\"fallback.pdf\"; filename*=UTF-8''%C3%A9t%C3%A9.pdf", "été.pdf"),
+        ('attachment; filename="../../etc/passwd"', "../../etc/passwd"),  # sanitised later
+        ("attachment", None),
+        ("attachment; filename*=BOGUS''%zz", None),
+    ],
+)
+def test_filename_from_header(header: str | None, name: str | None) -> None:
+    assert disposition.filename_from_header(header) == name
+
+
+@pytest.mark.parametrize(
+    ("name", "attachment", "header"),
+    [
+        ("a.txt", False, 'inline; filename="a.txt"'),
+        ("a.txt", True, 'attachment; filename="a.txt"'),
+        (
+            "€ rates.pdf",
+            False,
+            "inline; filename=\"_ rates.pdf\"; filename*=UTF-8''%E2%82%AC%20rates.pdf",
+        ),
+        (
+            'say "hi".txt',
+            True,
+            "attachment; filename=\"say _hi_.txt\"; filename*=UTF-8''say%20%22hi%22.txt",
+        ),
+    ],
+)
+def test_header_for(name: str, attachment: bool, header: str) -> None:
+    assert disposition.header_for(name, attachment=attachment) == header
+
+
+@given(st.text(max_size=80))
+def test_disposition_round_trip_and_total(name: str) -> None:
+    """Whatever a client sends, parsing never raises; what we write, we can read back."""
+    disposition.filename_from_header(name)
+    disposition.filename_from_header("attachment; filename*=" + name)
+    header = disposition.header_for(name, attachment=True)
+    assert "\r" not in header and "\n" not in header
+    if name and name.isprintable():
+        assert disposition.filename_from_header(header) == name
+
+
+@pytest.mark.parametrize(
+    ("public", "forwarded", "headers", "expected"),
+    [
+        (None, [], {}, "http://example.test:8080"),
+        ("https://files.example/", [], {}, "https://files.example"),
+        (None, [{"proto": "https", "host": "a.example"}], {}, "https://a.example"),
+        (
+            None,
+            [],
+            {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "b.example"},
+            "https://b.example",
+        ),
+        (
+            None,
+            [],
+            {"X-Forwarded-Proto": "https, http", "X-Forwarded-Host": "c.example, d"},
+            "https://c.example",
+        ),
+        (
+            None,
+            [{"proto": "https"}],
+            {"X-Forwarded-Host": "e.example:8443"},
+            "https://e.example:8443",
+        ),
+        (None, [], {"X-Forwarded-Proto": "gopher"}, "http://example.test:8080"),
+        (None, [], {"X-Forwarded-Host": "evil.example/path@x"}, "http://example.test:8080"),
+        (None, [], {"X-Forwarded-Host": "[::1]:9"}, "http://[::1]:9"),
+    ],
+)
+def test_base_url(
+    public: str | None, forwarded: list[dict[str, str]], headers: dict[str, str], expected: str
+) -> None:
+    assert base_url(public, forwarded, headers, "http", "example.test:8080") == expected

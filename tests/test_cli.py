@@ -1,0 +1,127 @@
+"""The `spigot` command: settings from flags and SPIGOT_* env vars, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from server.settings import SettingError, Settings, parse_size, parse_storage
+from tests.conftest import ROOT, start_spigot, stop_spigot
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("100MiB", 100 * 1024**2),
+        ("100MB", 100 * 1000**2),
+        ("104857600", 104857600),
+        ("0", 0),
+        ("1GiB", 1024**3),
+        ("1.5 KiB", 1536),
+        ("10k", 10_000),
+        ("2tib", 2 * 1024**4),
+        ("5B", 5),
+    ],
+)
+def test_parse_size(text: str, size: int) -> None:
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["", "MiB", "-1", "1XB", "1 2", "ten"])
+def test_parse_size_rejects(text: str) -> None:
+    with pytest.raises(SettingError):
+        parse_size(text)
+
+
+def test_storage_accepts_path_and_file_url(tmp_path: Path) -> None:
+    assert parse_storage(str(tmp_path)) == tmp_path.as_uri()
+    assert parse_storage(tmp_path.as_uri()) == tmp_path.as_uri()
+    for bad in ["ftp://x/y", "file://otherhost/x"]:
+        with pytest.raises(SettingError):
+            parse_storage(bad)
+
+
+def test_precedence_flag_over_env_over_default() -> None:
+    env = {"SPIGOT_MAX_REQUEST_SIZE": "1MiB", "SPIGOT_PORT": "9000"}
+    s = Settings.resolve({"port": "9001"}, env)
+    assert (s.port, s.max_request_size) == (9001, 1024**2)
+    assert Settings.resolve({}, {}).max_request_size == 100 * 1024**2
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "server", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=30,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "needle"),
+    [
+        (["serve", "--max-request-size", "lots"], None, "--max-request-size"),
+        (["serve", "--port", "99999"], None, "--port"),
+        (["serve", "--public-url", "ftp://x"], None, "--public-url"),
+        (["serve", "--log-level", "loud"], None, "--log-level"),
+        (["serve", "--storage", "s3://bucket/prefix"], None, "s3://"),
+        (["serve", "--no-such-flag"], None, "unrecognized"),
+        (["serve"], {"SPIGOT_MAX_REQUEST_SIZE": "huge"}, "SPIGOT_MAX_REQUEST_SIZE"),
+        ([], None, "required"),
+    ],
+)
+def test_bad_values_exit_2_with_one_line(
+    args: list[str], env: dict[str, str] | None, needle: str
+) -> None:
+    import os
+
+    result = run_cli(*args, env={**os.environ, **(env or {})})
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("spigot: error:") and needle in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_help_lists_env_vars() -> None:
+    result = run_cli("serve", "--help")
+    assert result.returncode == 0
+    for name in [
+        "SPIGOT_HOST",
+        "SPIGOT_PORT",
+        "SPIGOT_STORAGE",
+        "SPIGOT_MAX_REQUEST_SIZE",
+        "SPIGOT_PUBLIC_URL",
+        "SPIGOT_LOG_LEVEL",
+    ]:
+        assert name in result.stdout
+
+
+def test_serve_prints_one_line_and_answers_healthz(data_dir: Path) -> None:
+    server = start_spigot(data_dir, env={"SPIGOT_PUBLIC_URL": "https://files.example"})
+    try:
+        with urllib.request.urlopen(server.url + "/healthz", timeout=10) as resp:
+            assert resp.status == 200
+            assert resp.headers["Content-Type"] == "application/json; charset=utf-8"
+            assert json.load(resp) == {"status": "ok", "storage": data_dir.as_uri()}
+        req = urllib.request.Request(server.url + "/files/?name=a.txt", data=b"hi", method="POST")
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert resp.status == 201
+            assert resp.headers["Location"].startswith("https://files.example/files/")
+    finally:
+        stop_spigot(server)
+    assert server.proc.returncode == 0  # SIGTERM is a clean shutdown
+    assert server.proc.stdout is not None and server.proc.stdout.read() == ""
+
+
+def test_python_dash_m_and_console_script_agree() -> None:
+    script = Path(sys.executable).with_name("spigot")
+    result = subprocess.run([str(script), "serve", "--port", "x"], capture_output=True, text=True)
+    assert result.returncode == 2 and result.stderr.startswith("spigot: error: --port")
