@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import urllib.request
@@ -80,8 +81,6 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 def test_bad_values_exit_2_with_one_line(
     args: list[str], env: dict[str, str] | None, needle: str
 ) -> None:
-    import os
-
     result = run_cli(*args, env={**os.environ, **(env or {})})
     assert result.returncode == 2
     assert result.stdout == ""

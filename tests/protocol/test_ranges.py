@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -93,5 +95,5 @@ def test_parse_range_is_total_and_sound(header: str, size: int) -> None:
         assert sum(r.length for r in result) <= size
         for r in result:
             assert 0 <= r.first <= r.last < size
-        for a, b in zip(result, result[1:], strict=False):
+        for a, b in itertools.pairwise(result):
             assert a.last + 1 < b.first
