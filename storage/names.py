@@ -14,8 +14,8 @@ def sanitize_name(raw: str | None, default: str = DEFAULT_NAME) -> str:
     """Return a single, printable path component derived from `raw`, or `default`.
 
     Directory parts are dropped (both separators, since Windows browsers send C:\\x\\y.txt),
-    control and format characters removed, separators folded to spaces, and a name made only of dots refused, so the
-    result can never be `..` or contain a separator.
+    control and format characters removed, separators folded to spaces, and a name made
+    only of dots refused, so the result can never be `..` or contain a separator.
     """
     if not raw:
         return default

@@ -124,7 +124,8 @@ async def _send(
             if head:
                 await resp.write(head)
             if fobj is not None and request.transport is not None:
-                await resp.drain()
+                # asyncio's sendfile first waits for the transport's buffer (headers, part
+                # head) to flush, so the bytes go out in order.
                 await loop.sendfile(request.transport, fobj, byte_range.first, byte_range.length)
             else:
                 async for chunk in upload.read(byte_range.first, byte_range.last + 1):

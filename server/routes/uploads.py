@@ -32,6 +32,7 @@ from ..context import settings_of, store_of
 from ..errors import ApiError
 from ..protocol.disposition import filename_from_header
 from ..responses import file_json, file_url
+from ..tasks import run_to_completion
 
 # Should the process die mid-upload, the unfinished upload expires and is swept after this.
 ONE_SHOT_TTL = 3600.0
@@ -48,11 +49,11 @@ _MEDIA_TYPE = re.compile(r"[\x21-\x7e]+/[\x21-\x7e]+(?:\s*;[\x20-\x7e]*)?")
 
 async def post_file(request: web.Request) -> web.Response:
     if request.content_type == "multipart/form-data":
-        return await _multipart(request)
+        return await run_to_completion(_multipart(request))
     name = request.query.get("name") or filename_from_header(
         request.headers.get("Content-Disposition")
     )
-    return await _raw(request, name)
+    return await run_to_completion(_raw(request, name))
 
 
 async def put_file(request: web.Request) -> web.Response:
@@ -61,7 +62,7 @@ async def put_file(request: web.Request) -> web.Response:
         or filename_from_header(request.headers.get("Content-Disposition"))
         or request.match_info.get("name")
     )
-    return await _raw(request, name)
+    return await run_to_completion(_raw(request, name))
 
 
 async def expect_continue(request: web.Request) -> web.StreamResponse | None:
