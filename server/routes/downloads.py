@@ -64,7 +64,12 @@ async def get_file(request: web.Request) -> web.StreamResponse:
     if outcome is Outcome.NOT_MODIFIED:
         return web.Response(status=304, headers=headers)
     if outcome is Outcome.PRECONDITION_FAILED:
-        raise ApiError(412, "precondition_failed", "a precondition header did not match")
+        raise ApiError(
+            412,
+            "precondition_failed",
+            "a precondition header did not match",
+            {"ETag": v.etag, "Last-Modified": headers["Last-Modified"]},
+        )
 
     mime = content_type(info)
     attachment = request.query.get("download", "") not in ("", "0", "false")
