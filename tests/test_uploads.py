@@ -90,6 +90,12 @@ async def test_put_takes_the_name_from_the_path(client: Client, data_dir: Path) 
     assert stored_files(data_dir) == sorted([doc["id"], f"{doc['id']}.info"])
 
 
+async def test_put_to_the_collection(client: Client) -> None:
+    """`curl -T - URL/files/?name=x` (stdin) PUTs the collection itself."""
+    resp = await client.put("/files/?name=piped.log", data=b"from stdin")
+    await upload_ok(resp, b"from stdin", "piped.log")
+
+
 async def test_chunked_body(client: Client) -> None:
     parts = [os.urandom(70_000) for _ in range(10)]
 
@@ -313,5 +319,5 @@ async def test_unknown_route_and_wrong_method(client: Client) -> None:
     assert (await resp.json())["error"]["code"] == "not_found"
     resp = await client.patch("/files/")
     assert resp.status == 405
-    assert set(resp.headers["Allow"].split(",")) == {"GET", "HEAD", "POST"}
+    assert set(resp.headers["Allow"].split(",")) == {"GET", "HEAD", "POST", "PUT"}
     assert json.loads(await resp.text())["error"]["code"] == "method_not_allowed"

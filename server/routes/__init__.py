@@ -13,6 +13,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/healthz", healthz)
     for collection in ("/files", "/files/"):
         r.add_post(collection, post_file, expect_handler=expect_continue)
+        r.add_put(collection, put_file, expect_handler=expect_continue)  # curl -T - URL/files/
         r.add_get(collection, list_files)
     r.add_put("/files/{name}", put_file, expect_handler=expect_continue)
     r.add_get("/files/{id}", get_file)  # add_get also answers HEAD
