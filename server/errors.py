@@ -102,8 +102,11 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return error_response(
             exc.status, _CODES.get(exc.status, "http_error"), exc.reason or "error", headers
         )
-    except (ConnectionError, TimeoutError):
-        raise  # the client is gone; there is no one to answer
+    except ConnectionError:
+        # The client hung up mid-response (a cancelled download, wrk closing its
+        # connections): routine, not a server error. aiohttp drops this reply quietly.
+        log.debug("client went away during %s %s", request.method, request.path)
+        return error_response(400, "client_disconnected", "the client closed the connection")
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal_error", "internal server error")

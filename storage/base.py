@@ -22,7 +22,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +155,10 @@ class LocalFile(Protocol):
     """An upload whose bytes are one local file, so a download can be zero-copy."""
 
     def local_path(self) -> Path: ...
+
+    async def open_file(self) -> BinaryIO:
+        """Open the bytes for reading; UploadNotFound if they are gone."""
+        ...
 
 
 @runtime_checkable

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import mimetypes
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import IO
+from functools import lru_cache
 
 from aiohttp import web
 
@@ -23,18 +24,42 @@ from ..protocol import byteranges, conditional, disposition
 from ..protocol.conditional import Outcome, Validators
 from ..protocol.ranges import ByteRange, Unsatisfiable, parse_range
 
+# Bodies up to this size are read in one go and sent with their headers in a single write;
+# larger ones are streamed (sendfile for local files). Thread hand-offs, not bytes, dominate
+# the cost of small ranges: see bench/RESULTS.md.
+SMALL_BODY = 256 << 10
 
-def validators(info: UploadInfo) -> Validators:
+
+@dataclass(frozen=True, slots=True)
+class Representation:
+    """What a finished upload's headers say about it; it never changes, so it is memoised."""
+
+    validators: Validators
+    last_modified: str
+    content_type: str
+    inline: str  # Content-Disposition values
+    attachment: str
+
+
+def representation(info: UploadInfo) -> Representation:
+    assert info.sha256 is not None and info.completed is not None
+    return _representation(info.sha256, info.completed, info.name, info.content_type)
+
+
+@lru_cache(maxsize=4096)
+def _representation(
+    sha256: str, completed: float, name: str, declared_type: str | None
+) -> Representation:
     # The content of a finished upload never changes, so its sha256 is a strong validator.
-    moment = datetime.fromtimestamp(int(info.completed or info.created), tz=UTC)
-    return Validators(etag=f'"{info.sha256}"', last_modified=moment)
-
-
-def content_type(info: UploadInfo) -> str:
-    if info.content_type:
-        return info.content_type
-    guessed, _ = mimetypes.guess_type(info.name, strict=False)
-    return guessed or "application/octet-stream"
+    v = Validators(etag=f'"{sha256}"', last_modified=datetime.fromtimestamp(int(completed), UTC))
+    guessed, _ = mimetypes.guess_type(name, strict=False)
+    return Representation(
+        validators=v,
+        last_modified=v.http_last_modified(),
+        content_type=declared_type or guessed or "application/octet-stream",
+        inline=disposition.header_for(name, attachment=False),
+        attachment=disposition.header_for(name, attachment=True),
+    )
 
 
 async def open_finished(request: web.Request) -> Upload:
@@ -53,10 +78,11 @@ async def get_file(request: web.Request) -> web.StreamResponse:
     upload = await open_finished(request)
     info = upload.info
     size = info.length or 0
-    v = validators(info)
+    rep = representation(info)
+    v = rep.validators
     headers = {
         "ETag": v.etag,
-        "Last-Modified": v.http_last_modified(),
+        "Last-Modified": rep.last_modified,
         "Accept-Ranges": "bytes",
         "Cache-Control": "private, no-cache",
     }
@@ -71,10 +97,10 @@ async def get_file(request: web.Request) -> web.StreamResponse:
             {"ETag": v.etag, "Last-Modified": headers["Last-Modified"]},
         )
 
-    mime = content_type(info)
+    mime = rep.content_type
     attachment = request.query.get("download", "") not in ("", "0", "false")
     headers["Content-Type"] = mime
-    headers["Content-Disposition"] = disposition.header_for(info.name, attachment=attachment)
+    headers["Content-Disposition"] = rep.attachment if attachment else rep.inline
     headers["X-Content-Type-Options"] = "nosniff"
 
     wanted = parse_range(request.headers.get("Range"), size)
@@ -88,43 +114,69 @@ async def get_file(request: web.Request) -> web.StreamResponse:
             {"Content-Range": f"bytes */{size}", "ETag": v.etag, "Accept-Ranges": "bytes"},
         )
 
-    resp = web.StreamResponse(headers=headers)
+    status = 200
     if wanted is None or len(wanted) == 1:
         single = wanted[0] if wanted else ByteRange(0, size - 1)
         if wanted:
-            resp.set_status(206)
-            resp.headers["Content-Range"] = single.content_range(size)
-        resp.content_length = single.length if size else 0
-        await resp.prepare(request)
-        if request.method != "HEAD" and size:
-            await _send(request, resp, upload, [(b"", single)], b"")
+            status = 206
+            headers["Content-Range"] = single.content_range(size)
+        pieces: list[Piece] = [(b"", single)] if size else []
+        tail = b""
+        length = single.length if size else 0
     else:
         layout = byteranges.layout(wanted, size, mime)
-        resp.set_status(206)
-        resp.content_type = "multipart/byteranges"  # replaced below with the boundary
-        resp.headers["Content-Type"] = layout.content_type
-        resp.content_length = layout.content_length
+        status = 206
+        headers["Content-Type"] = layout.content_type
+        pieces = [(part.head, part.range) for part in layout.parts]
+        tail = layout.tail
+        length = layout.content_length
+
+    if request.method == "HEAD":
+        resp = web.StreamResponse(status=status, headers=headers)
+        resp.content_length = length
         await resp.prepare(request)
-        if request.method != "HEAD":
-            pieces = [(part.head, part.range) for part in layout.parts]
-            await _send(request, resp, upload, pieces, layout.tail)
-    await resp.write_eof()
-    return resp
+        await resp.write_eof()
+        return resp
+    if length <= SMALL_BODY:
+        return web.Response(
+            status=status, headers=headers, body=await _gather(upload, pieces, tail)
+        )
+    return await _stream(request, status, headers, length, upload, pieces, tail)
 
 
-async def _send(
+Piece = tuple[bytes, ByteRange]  # a multipart part head (or b"") and the bytes that follow
+
+
+async def _gather(upload: Upload, pieces: list[Piece], tail: bytes) -> bytes:
+    """A small body read whole: one pool hand-off per range, one write with the headers."""
+    out = []
+    for head, byte_range in pieces:
+        out.append(head)
+        out.extend([chunk async for chunk in upload.read(byte_range.first, byte_range.last + 1)])
+    out.append(tail)
+    return b"".join(out)
+
+
+async def _stream(
     request: web.Request,
-    resp: web.StreamResponse,
+    status: int,
+    headers: dict[str, str],
+    length: int,
     upload: Upload,
-    pieces: list[tuple[bytes, ByteRange]],
+    pieces: list[Piece],
     tail: bytes,
-) -> None:
-    """Write each piece's head then its bytes, then the tail."""
+) -> web.StreamResponse:
+    """A large body: zero-copy sendfile from a local file, else the backend's reader.
+
+    The file is opened before the headers go out, so a file deleted meanwhile is still a
+    clean 404 rather than a truncated 200.
+    """
     loop = asyncio.get_running_loop()
-    fobj: IO[bytes] | None = None
-    if isinstance(upload, LocalFile) and request.transport is not None:
-        fobj = await loop.run_in_executor(None, open, upload.local_path(), "rb")
+    fobj = await upload.open_file() if isinstance(upload, LocalFile) else None
     try:
+        resp = web.StreamResponse(status=status, headers=headers)
+        resp.content_length = length
+        await resp.prepare(request)
         for head, byte_range in pieces:
             if head:
                 await resp.write(head)
@@ -137,6 +189,8 @@ async def _send(
                     await resp.write(chunk)
         if tail:
             await resp.write(tail)
+        await resp.write_eof()
+        return resp
     finally:
         if fobj is not None:
             await loop.run_in_executor(None, fobj.close)

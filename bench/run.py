@@ -1,0 +1,149 @@
+"""`make bench`: spigot against nginx on the same machine, in one run, as ratios.
+
+The machine is shared and noisy, so every measurement is repeated in alternating order and
+reported as a median, and targets are ratios, which survive a slower or busier machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import subprocess
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+from bench.servers import Server, start_nginx, start_spigot
+from tests.conftest import write_random
+from tests.tools import require
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+MIB = 1 << 20
+
+
+def curl(*args: str) -> str:
+    out = subprocess.run(
+        [require("curl"), "-sS", "--fail", *args], capture_output=True, text=True, check=True
+    )
+    return out.stdout
+
+
+def upload(server: Server, path: Path) -> tuple[float, str]:
+    """Seconds to PUT the file, and the URL it can be fetched from."""
+    if server.name == "nginx":
+        target = f"{server.url}/{path.name}"
+        start = time.perf_counter()
+        curl("-T", str(path), target)
+        return time.perf_counter() - start, target
+    start = time.perf_counter()
+    doc = json.loads(curl("-T", str(path), f"{server.url}/files/"))
+    elapsed = time.perf_counter() - start
+    return elapsed, f"{server.url}/files/{doc['id']}"
+
+
+def download(url: str) -> float:
+    start = time.perf_counter()
+    curl("-o", "/dev/null", url)
+    return time.perf_counter() - start
+
+
+def small_ranges(url: str, seconds: int) -> float:
+    """Requests per second for 4 KiB ranges, wrk with 1 thread and 16 connections."""
+    out = subprocess.run(
+        [require("wrk"), "-t1", "-c16", f"-d{seconds}s", "-H", "Range: bytes=4096-8191", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if match is None or "Non-2xx" in out:
+        raise RuntimeError(f"wrk failed:\n{out}")
+    return float(match.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--wrk-seconds", type=int, default=5)
+    parser.add_argument("--no-record", action="store_true", help="do not touch RESULTS.md")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="spigot-bench-") as tmp:
+        work = Path(tmp)
+        source = work / "payload.bin"
+        write_random(source, args.size_mib * MIB)
+        servers = [start_spigot(work), start_nginx(work)]
+        times: dict[str, dict[str, list[float]]] = {
+            s.name: {"upload": [], "download": [], "ranges": []} for s in servers
+        }
+        urls: dict[str, str] = {}
+        upload_rss = 0
+        try:
+            for i in range(args.rounds):
+                order = servers if i % 2 == 0 else servers[::-1]
+                for server in order:
+                    elapsed, urls[server.name] = upload(server, source)
+                    times[server.name]["upload"].append(elapsed)
+                upload_rss = max(upload_rss, servers[0].peak_rss())
+                for server in order:
+                    times[server.name]["download"].append(download(urls[server.name]))
+                for server in order:
+                    rps = small_ranges(urls[server.name], args.wrk_seconds)
+                    times[server.name]["ranges"].append(rps)
+                print(f"round {i + 1}/{args.rounds} done", flush=True)
+            final_rss = servers[0].peak_rss()
+        finally:
+            for server in servers:
+                server.stop()
+
+    size = args.size_mib * MIB
+    med = {n: {k: statistics.median(v) for k, v in m.items()} for n, m in times.items()}
+    rows = [
+        (
+            "upload (curl -T)",
+            size / med["spigot"]["upload"] / MIB,
+            size / med["nginx"]["upload"] / MIB,
+            "MiB/s",
+            1.0,
+        ),
+        (
+            "download",
+            size / med["spigot"]["download"] / MIB,
+            size / med["nginx"]["download"] / MIB,
+            "MiB/s",
+            0.85,
+        ),
+        ("4 KiB ranges (wrk -c16)", med["spigot"]["ranges"], med["nginx"]["ranges"], "req/s", 0.15),
+    ]
+    lines = [
+        f"## {date.today().isoformat()}: foundation (spigot vs nginx-light)",
+        "",
+        f"{args.rounds} alternating rounds, {args.size_mib} MiB payload, medians; one worker each.",
+        "",
+        "| measure | spigot | nginx | ratio | target | met |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for label, ours, theirs, unit, target in rows:
+        ratio = ours / theirs
+        lines.append(
+            f"| {label} | {ours:,.0f} {unit} | {theirs:,.0f} {unit} | {ratio:.2f}x "
+            f"| >= {target}x | {'yes' if ratio >= target else 'NO'} |"
+        )
+    lines.append(
+        f"| spigot peak RSS during uploads | {upload_rss / MIB:.0f} MiB | | | <= 64 MiB "
+        f"| {'yes' if upload_rss <= 64 * MIB else 'NO'} |"
+    )
+    lines.append(f"| spigot peak RSS, whole run | {final_rss / MIB:.0f} MiB | | | | |")
+    report = "\n".join(lines) + "\n"
+    print("\n" + report)
+    if not args.no_record:
+        with open(RESULTS, "a", encoding="utf-8") as f:
+            f.write("\n" + report)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""The servers a benchmark compares, each started on a free loopback port, one worker each."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.tools import require
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Server:
+    name: str
+    url: str
+    proc: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def peak_rss(self) -> int:
+        """VmHWM of the serving process, in bytes."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+def start_spigot(workdir: Path) -> Server:
+    port = free_port()
+    data = workdir / "spigot-data"
+    data.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "server",
+            "serve",
+            "--port",
+            str(port),
+            "--storage",
+            str(data),
+            "--max-request-size",
+            "0",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+    )
+    wait_listening(port, proc)
+    return Server("spigot", f"http://127.0.0.1:{port}", proc)
+
+
+def start_nginx(workdir: Path) -> Server:
+    """Debian's nginx-light with its dav module taking PUTs: nginx's own streaming upload."""
+    port = free_port()
+    root = workdir / "nginx"
+    for sub in ("html", "tmp", "logs"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    conf = root / "nginx.conf"
+    conf.write_text(
+        textwrap.dedent(f"""\
+        user root;
+        worker_processes 1;
+        daemon off;
+        pid {root}/nginx.pid;
+        error_log {root}/logs/error.log warn;
+        events {{ worker_connections 1024; }}
+        http {{
+            access_log off;
+            sendfile on;
+            tcp_nopush on;
+            default_type application/octet-stream;
+            client_max_body_size 0;
+            client_body_temp_path {root}/tmp;
+            server {{
+                listen 127.0.0.1:{port};
+                root {root}/html;
+                location / {{
+                    dav_methods PUT DELETE;
+                    create_full_put_path on;
+                }}
+            }}
+        }}
+    """)
+    )
+    proc = subprocess.Popen(
+        [require("nginx"), "-c", str(conf), "-p", str(root)], stderr=subprocess.DEVNULL
+    )
+    wait_listening(port, proc)
+    return Server("nginx", f"http://127.0.0.1:{port}", proc)
