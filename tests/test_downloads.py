@@ -287,3 +287,17 @@ async def test_last_modified_is_http_date(stored: dict[str, str]) -> None:
 
     moment = parse_http_date(stored["lm"])
     assert moment is not None and http_date(moment) == stored["lm"]
+
+
+async def test_deleted_behind_our_back_is_404(client: Client, data_dir: object) -> None:
+    from pathlib import Path
+
+    resp = await client.post("/files/?name=big.bin", data=os.urandom(600_000))
+    file_id = (await resp.json())["id"]
+    assert (await client.get(f"/files/{file_id}", headers={"Range": "bytes=0-9"})).status == 206
+    for suffix in ("", ".info"):
+        (Path(str(data_dir)) / f"{file_id}{suffix}").unlink()
+    for headers in ({"Range": "bytes=0-9"}, {}):  # the small path and the sendfile path
+        got = await client.get(f"/files/{file_id}", headers=headers)
+        assert got.status == 404
+        assert (await got.json())["error"]["code"] == "not_found"

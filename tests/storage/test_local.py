@@ -193,3 +193,32 @@ def test_sanitized_names_are_one_safe_component(raw: str) -> None:
     name = sanitize_name(raw)
     assert name and "/" not in name and "\\" not in name and name.strip(".")
     assert name.isprintable() and len(name.encode()) <= MAX_NAME_BYTES
+
+
+async def test_small_reads_from_page_cache_and_after_eviction(store: LocalStore) -> None:
+    body = os.urandom(1 << 20)
+    upload = await store.create(UploadSpec(name="c", length=len(body)))
+    await upload.append(0, chunks(body))
+    await upload.finish()
+    opened = await store.open(upload.info.id)
+    assert await read_all(opened, 100, 4196) == body[100:4196]  # thread path, adopts the fd
+    assert store.open_files.has(upload.info.id)
+    assert await read_all(opened, 8192, 12288) == body[8192:12288]  # served on the loop
+    fd = os.open(opened.local_path(), os.O_RDONLY)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # evict: RWF_NOWAIT now says EAGAIN
+    os.close(fd)
+    assert await read_all(opened, 500_000, 504_096) == body[500_000:504_096]
+
+
+async def test_file_deleted_by_another_process_is_not_served(store: LocalStore) -> None:
+    upload = await store.create(UploadSpec(name="gone", length=10))
+    await upload.append(0, chunks(b"0123456789"))
+    await upload.finish()
+    opened = await store.open(upload.info.id)
+    assert await read_all(opened, 0, 4) == b"0123"  # fd and info now cached
+    os.unlink(opened.local_path())  # as `DELETE` through another spigot process would
+    os.unlink(store.info_path(upload.info.id))
+    with pytest.raises(UploadNotFound):
+        await read_all(opened, 0, 4)
+    with pytest.raises(UploadNotFound):
+        await store.open(upload.info.id)
