@@ -256,7 +256,7 @@ class LocalUpload(Upload):
         stop = self._info.offset if end is None else end
         if stop - start <= READ_CHUNK:
             if stop > start:
-                yield await self._read_small(start, stop - start)
+                yield await self.read_bytes(start, stop)
             return
         f = await self.open_file()
         try:
@@ -269,6 +269,11 @@ class LocalUpload(Upload):
                 yield chunk
         finally:
             await store._run(f.close)
+
+    async def read_bytes(self, start: int, end: int) -> bytes:
+        if end - start > READ_CHUNK:
+            return await super().read_bytes(start, end)
+        return await self._read_small(start, end - start)
 
     async def _read_small(self, start: int, size: int) -> bytes:
         """Small ranges are the hot path of segmented and random-access clients.

@@ -15,6 +15,8 @@ from typing import Final
 MAX_RANGES: Final = 16
 
 _SPEC = re.compile(r"(\d*)-(\d*)")  # digits only: no signs, spaces or "0x" sneak through
+# The form nearly every resuming or segmenting client sends, decided without the general path.
+_SIMPLE = re.compile(r"bytes=(\d+)-(\d*)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +54,15 @@ def parse_range(header: str | None, size: int) -> RangeDecision:
     """
     if header is None or size <= 0:
         return None
+    simple = _SIMPLE.fullmatch(header)
+    if simple is not None:
+        first = int(simple.group(1))
+        last_s = simple.group(2)
+        if last_s and int(last_s) < first:
+            return None
+        if first >= size:
+            return UNSATISFIABLE
+        return [ByteRange(first, min(int(last_s), size - 1) if last_s else size - 1)]
     unit, eq, spec_list = header.partition("=")
     if not eq or unit.strip().lower() != "bytes":
         return None

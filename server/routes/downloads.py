@@ -149,10 +149,13 @@ Piece = tuple[bytes, ByteRange]  # a multipart part head (or b"") and the bytes 
 
 async def _gather(upload: Upload, pieces: list[Piece], tail: bytes) -> bytes:
     """A small body read whole: one pool hand-off per range, one write with the headers."""
+    if len(pieces) == 1 and not pieces[0][0]:
+        only = pieces[0][1]
+        return await upload.read_bytes(only.first, only.last + 1)
     out = []
     for head, byte_range in pieces:
         out.append(head)
-        out.extend([chunk async for chunk in upload.read(byte_range.first, byte_range.last + 1)])
+        out.append(await upload.read_bytes(byte_range.first, byte_range.last + 1))
     out.append(tail)
     return b"".join(out)
 

@@ -1,0 +1,80 @@
+"""Nothing a client sends may produce a 500: random headers and names through the real app."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from aiohttp.test_utils import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import ClientFactory
+
+Client = TestClient  # type: ignore[type-arg]
+
+# Header values must be latin-1 without CR/LF to be sendable at all.
+header_text = st.text(
+    alphabet=st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"),
+    max_size=80,
+)
+range_like = st.from_regex(r"(bytes|BYTES|items)?=?[0-9 ,\-]{0,40}", fullmatch=True)
+fuzz = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+
+
+@fuzz
+@given(
+    range_header=st.one_of(range_like, header_text),
+    if_range=header_text,
+    conditional=st.sampled_from(
+        ["If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"]
+    ),
+    conditional_value=header_text,
+    method=st.sampled_from(["GET", "HEAD"]),
+)
+async def test_download_headers_never_500(
+    make_client: ClientFactory,
+    range_header: str,
+    if_range: str,
+    conditional: str,
+    conditional_value: str,
+    method: str,
+) -> None:
+    client = await make_client()
+    try:
+        resp = await client.post("/files/?name=f.bin", data=bytes(range(256)) * 8)
+        file_id = (await resp.json())["id"]
+        headers = {"Range": range_header, "If-Range": if_range, conditional: conditional_value}
+        got = await client.request(method, f"/files/{file_id}", headers=headers)
+        await got.read()
+        assert got.status in (200, 206, 304, 412, 416)
+    finally:
+        await client.close()
+
+
+@fuzz
+@given(name=st.text(max_size=120), disposition=header_text, content_type=header_text)
+async def test_upload_names_and_types_never_500(
+    make_client: ClientFactory, name: str, disposition: str, content_type: str
+) -> None:
+    client = await make_client()
+    try:
+        for url, headers in [
+            (f"/files/?name={quote(name)}", {"Content-Type": content_type}),
+            ("/files/", {"Content-Disposition": disposition}),
+            (f"/files/{quote(name, safe='')}" if name else "/files/x", {}),
+        ]:
+            method = "PUT" if url.count("/") == 2 and not url.startswith("/files/?") else "POST"
+            resp = await client.request(method, url, data=b"data", headers=headers)
+            body = await resp.read()
+            assert resp.status < 500, body
+            if resp.status == 201:
+                doc = await resp.json()
+                got = await client.get(f"/files/{doc['id']}")
+                assert got.status == 200 and await got.read() == b"data"
+                assert "\n" not in got.headers["Content-Disposition"]
+    finally:
+        await client.close()
