@@ -10,8 +10,9 @@ DEBIAN_TEST_TOOLS := curl wget aria2 nginx-light wrk
 
 .PHONY: serve test lint typecheck bench clean debian-tools
 
+# Debian's own python3 ships venv separately (python3-venv); install it if that is missing.
 $(PY):
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV) || { apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(PY)

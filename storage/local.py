@@ -62,13 +62,14 @@ class LocalStore(DataStore):
     def describe(self) -> str:
         return self.root.as_uri()
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+    async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking file I/O in the store's own bounded pool, off the event loop."""
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self._run(self._prepare_root)
+        await self.run_blocking(self._prepare_root)
 
     def _prepare_root(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -125,7 +126,7 @@ class LocalStore(DataStore):
 
     async def create(self, spec: UploadSpec) -> LocalUpload:
         info = UploadInfo.new(new_id(), spec)
-        await self._run(self._create_files, info)
+        await self.run_blocking(self._create_files, info)
         return LocalUpload(self, info)
 
     def _create_files(self, info: UploadInfo) -> None:
@@ -143,7 +144,7 @@ class LocalStore(DataStore):
             # Shared, not copied: nothing mutates a finished upload's info.
             self._finished.move_to_end(upload_id)
             return LocalUpload(self, cached)
-        info = await self._run(self._load, upload_id)
+        info = await self.run_blocking(self._load, upload_id)
         if info.is_complete:
             self.remember_finished(info)
         return LocalUpload(self, info)
@@ -159,9 +160,9 @@ class LocalStore(DataStore):
         self.open_files.forget(upload_id)
 
     async def list_uploads(self) -> AsyncIterator[UploadInfo]:
-        names = await self._run(self._scan_ids)
+        names = await self.run_blocking(self._scan_ids)
         for start in range(0, len(names), 256):
-            batch = await self._run(self._load_many, names[start : start + 256])
+            batch = await self.run_blocking(self._load_many, names[start : start + 256])
             for info in batch:
                 yield info
 
@@ -212,7 +213,7 @@ class LocalUpload(Upload):
     async def open_file(self) -> BinaryIO:
         """The data file opened for reading (sendfile); UploadNotFound if it is gone."""
         try:
-            return await self._store._run(open, self.local_path(), "rb")
+            return await self._store.run_blocking(open, self.local_path(), "rb")
         except FileNotFoundError:
             self._store.forget_finished(self._info.id)
             raise UploadNotFound(self._info.id) from None
@@ -222,7 +223,7 @@ class LocalUpload(Upload):
         if info.is_complete:
             raise UploadComplete(info.id)
         store = self._store
-        fd, size = await store._run(_open_for_append, self.local_path())
+        fd, size = await store.run_blocking(_open_for_append, self.local_path())
         info.offset = size
         try:
             if offset != size:
@@ -240,7 +241,7 @@ class LocalUpload(Upload):
                 await writer.close()
                 info.offset = offset + writer.written
         finally:
-            await store._run(os.close, fd)
+            await store.run_blocking(os.close, fd)
         return info.offset
 
     async def declare_length(self, length: int) -> None:
@@ -249,7 +250,7 @@ class LocalUpload(Upload):
         if length < self._info.offset:
             raise LengthExceeded(length)
         self._info.length = length
-        await self._store._run(self._store.write_info, self._info)
+        await self._store.run_blocking(self._store.write_info, self._info)
 
     async def read(self, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         store = self._store
@@ -262,13 +263,15 @@ class LocalUpload(Upload):
         try:
             pos = start
             while pos < stop:
-                chunk = await store._run(os.pread, f.fileno(), min(READ_CHUNK, stop - pos), pos)
+                chunk = await store.run_blocking(
+                    os.pread, f.fileno(), min(READ_CHUNK, stop - pos), pos
+                )
                 if not chunk:
                     raise StorageError(f"upload {self._info.id} is shorter than its offset")
                 pos += len(chunk)
                 yield chunk
         finally:
-            await store._run(f.close)
+            await store.run_blocking(f.close)
 
     async def read_bytes(self, start: int, end: int) -> bytes:
         if end - start > READ_CHUNK:
@@ -290,7 +293,7 @@ class LocalUpload(Upload):
                 if cached is not None:
                     return cached
             keep = cacheable and not open_files.has(upload_id)
-            data, fd = await self._store._run(self._pread, start, size, keep)
+            data, fd = await self._store.run_blocking(self._pread, start, size, keep)
         except FileNotFoundError:
             self._store.forget_finished(upload_id)  # on the loop: never from a thread
             raise UploadNotFound(upload_id) from None
@@ -325,17 +328,17 @@ class LocalUpload(Upload):
         if hasher is not None and hasher.position == info.offset:
             info.sha256 = hasher.hexdigest()
         else:
-            info.sha256 = await self._store._run(_hash_file, self.local_path())
+            info.sha256 = await self._store.run_blocking(_hash_file, self.local_path())
         info.completed = time.time()
         info.expires = None
-        await self._store._run(self._store.write_info, info)
+        await self._store.run_blocking(self._store.write_info, info)
         self._store.remember_finished(info)
         return info
 
     async def delete(self) -> None:
         self._store.forget_hasher(self._info.id)
         self._store.forget_finished(self._info.id)
-        await self._store._run(self._remove_files)
+        await self._store.run_blocking(self._remove_files)
 
     def _remove_files(self) -> None:
         # Sidecar first, so no reader ever finds info whose bytes are already gone.
@@ -374,7 +377,7 @@ class _CoalescingWriter:
         chunks, self._chunks = self._chunks, []
         self._inflight_size, self.pending = self.pending, 0
         self._inflight = asyncio.ensure_future(
-            self._store._run(_write_all, self._fd, chunks, self._hasher)
+            self._store.run_blocking(_write_all, self._fd, chunks, self._hasher)
         )
 
     async def _wait(self) -> None:
