@@ -22,7 +22,7 @@ import os
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -160,27 +160,28 @@ class LocalStore(DataStore):
         self.open_files.forget(upload_id)
 
     async def list_uploads(self) -> AsyncIterator[UploadInfo]:
-        names = await self.run_blocking(self._scan_ids)
-        for start in range(0, len(names), 256):
-            batch = await self.run_blocking(self._load_many, names[start : start + 256])
-            for info in batch:
-                yield info
+        # One directory iterator, advanced a batch at a time in the pool: memory stays at
+        # one batch however many uploads the directory holds. Batches run one after
+        # another, never concurrently, so the iterator is never shared between threads.
+        entries = await self.run_blocking(os.scandir, self.root)
+        try:
+            while batch := await self.run_blocking(self._next_infos, entries, 256):
+                for info in batch:
+                    yield info
+        finally:
+            await self.run_blocking(entries.close)
 
-    def _scan_ids(self) -> list[str]:
-        # Ids only (22 bytes each), so even a million uploads is a modest list; the
-        # infos themselves are loaded and yielded in small batches.
-        with os.scandir(self.root) as entries:
-            return [
-                e.name[: -len(".info")]
-                for e in entries
-                if e.name.endswith(".info") and is_valid_id(e.name[: -len(".info")])
-            ]
-
-    def _load_many(self, ids: list[str]) -> list[UploadInfo]:
-        found = []
-        for upload_id in ids:
+    def _next_infos(self, entries: Iterator[os.DirEntry[str]], want: int) -> list[UploadInfo]:
+        """Up to `want` infos from the iterator; an empty list only when it is exhausted."""
+        found: list[UploadInfo] = []
+        for entry in entries:
+            upload_id = entry.name.removesuffix(".info")
+            if upload_id == entry.name or not is_valid_id(upload_id):
+                continue
             with contextlib.suppress(StorageError):  # deleted meanwhile, or corrupt
                 found.append(self._load(upload_id))
+            if len(found) >= want:
+                break
         return found
 
     # -- streaming hash state, kept while one process writes an upload front to back -----
