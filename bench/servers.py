@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests import processes
 from tests.tools import require
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,19 +23,10 @@ class Server:
     proc: subprocess.Popen[bytes]
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        processes.stop(self.proc)
 
     def peak_rss(self) -> int:
-        """VmHWM of the serving process, in bytes."""
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-        return 0
+        return processes.peak_rss(self.proc.pid)
 
 
 def free_port() -> int:

@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 from server.app import create_app
 from server.settings import Settings
 from storage import LocalStore
+from tests import processes
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -105,12 +106,7 @@ def start_spigot(data_dir: Path, *args: str, env: dict[str, str] | None = None) 
 
 
 def stop_spigot(server: SpigotProcess) -> None:
-    server.proc.terminate()
-    try:
-        server.proc.wait(10)
-    except subprocess.TimeoutExpired:
-        server.proc.kill()
-        server.proc.wait()
+    processes.stop(server.proc)
 
 
 @pytest.fixture

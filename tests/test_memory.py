@@ -9,18 +9,11 @@ import subprocess
 from pathlib import Path
 
 from tests.conftest import start_spigot, stop_spigot
+from tests.processes import peak_rss
 from tests.tools import require
 
 GIB = 1 << 30
 MIB = 1 << 20
-
-
-def peak_rss(pid: int) -> int:
-    """VmHWM: the process's peak resident set so far, in bytes."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmHWM")
 
 
 def stream_upload(url: str, total: int) -> tuple[dict[str, object], str]:
