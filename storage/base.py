@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, runtime_checkable
+
+from .hashing import ChunkVerifier
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,13 +93,19 @@ class Upload(ABC):
         """The state as of opening or of this object's last change."""
 
     @abstractmethod
-    async def append(self, offset: int, chunks: AsyncIterable[bytes]) -> int:
+    async def append(
+        self, offset: int, chunks: AsyncIterable[bytes], verify: ChunkVerifier | None = None
+    ) -> int:
         """Write `chunks` at `offset` and return the new offset.
 
         Raises OffsetMismatch unless `offset` is the current offset, and LengthExceeded as
         soon as the stream goes past a declared length. If the stream fails part-way (the
         client went away), the bytes already stored are kept and counted in the offset
         before the error propagates: a resumable client continues from there.
+
+        With `verify`, the chunk is all or nothing: unless the whole stream arrives and
+        matches, none of it is kept (ChecksumMismatch, or the stream's own error), even
+        across a crash.
         """
 
     @abstractmethod
@@ -121,8 +129,13 @@ class Upload(ABC):
         """
 
     @abstractmethod
-    async def delete(self) -> None:
-        """Remove the bytes and the info. Deleting a missing upload is not an error."""
+    async def delete(self, gone: str | None = None) -> None:
+        """Remove the bytes and the info. Deleting a missing upload is not an error.
+
+        With `gone` ("terminated", "expired"), a tombstone is left so that opening the id
+        raises UploadGone (410) rather than UploadNotFound (404): tus clients treat the two
+        differently, and only an upload that is really gone may get either.
+        """
 
 
 class DataStore(ABC):
@@ -183,8 +196,11 @@ class Presigner(Protocol):
 class Locker(Protocol):
     """A store that can give one writer exclusive use of an upload.
 
-    `lock(id)` returns an async context manager; entering it waits for the lock (asking a
-    stuck holder to let go) and raises if it cannot be had in time.
+    `lock(id, release)` returns an async context manager. Entering it asks the current
+    holder to let go (its own `release` callback is called, as in tusd and @tus/server, so a
+    PATCH hanging on a dead connection gives way) and waits; LockTimeout if that fails.
     """
 
-    def lock(self, upload_id: str) -> AbstractAsyncContextManager[None]: ...
+    def lock(
+        self, upload_id: str, release: Callable[[], None]
+    ) -> AbstractAsyncContextManager[None]: ...

@@ -32,3 +32,11 @@ class LengthExceeded(StorageError):
 
 class UploadComplete(StorageError):
     """The upload is finished and immutable; it takes no more bytes."""
+
+
+class ChecksumMismatch(StorageError):
+    """A chunk's bytes did not match the checksum the client sent; nothing of it was kept."""
+
+
+class LockTimeout(StorageError):
+    """Another writer holds the upload and did not let go in time: the client should retry."""

@@ -6,6 +6,8 @@ restart, another process appending) and fall back to hashing the stored bytes at
 """
 
 import hashlib
+import hmac
+import zlib
 
 
 class StreamHasher:
@@ -23,3 +25,34 @@ class StreamHasher:
 
     def hexdigest(self) -> str:
         return self._hash.hexdigest()
+
+
+class _Crc32:
+    """zlib's CRC-32 behind the hashlib interface, digest big-endian as tus clients send it."""
+
+    def __init__(self) -> None:
+        self._value = 0
+
+    def update(self, data: bytes | memoryview) -> None:
+        self._value = zlib.crc32(data, self._value)
+
+    def digest(self) -> bytes:
+        return self._value.to_bytes(4, "big")
+
+
+class ChunkVerifier:
+    """Checks one appended chunk against the digest a client announced (tus checksum)."""
+
+    __slots__ = ("_hash", "expected")
+
+    def __init__(self, algorithm: str, expected: bytes) -> None:
+        self._hash: _Crc32 | hashlib._Hash = (
+            _Crc32() if algorithm == "crc32" else hashlib.new(algorithm)
+        )
+        self.expected = expected
+
+    def update(self, data: bytes | memoryview) -> None:
+        self._hash.update(data)
+
+    def matches(self) -> bool:
+        return hmac.compare_digest(self._hash.digest(), self.expected)

@@ -22,16 +22,26 @@ import os
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, Protocol, TypeVar
 
 from .base import DataStore, Upload, UploadInfo, UploadSpec
-from .errors import LengthExceeded, OffsetMismatch, StorageError, UploadComplete, UploadNotFound
+from .errors import (
+    ChecksumMismatch,
+    LengthExceeded,
+    OffsetMismatch,
+    StorageError,
+    UploadComplete,
+    UploadGone,
+    UploadNotFound,
+)
 from .fdcache import OpenFiles
-from .hashing import StreamHasher
+from .hashing import ChunkVerifier, StreamHasher
 from .ids import is_valid_id, new_id
+from .locking import FileLocker
 
 T = TypeVar("T")
 
@@ -58,6 +68,7 @@ class LocalStore(DataStore):
         self._hashers: dict[str, StreamHasher] = {}
         self._finished: OrderedDict[str, UploadInfo] = OrderedDict()
         self.open_files = OpenFiles()
+        self.locker = FileLocker(self.root, self.run_blocking)
 
     def describe(self) -> str:
         return self.root.as_uri()
@@ -98,6 +109,19 @@ class LocalStore(DataStore):
     def info_path(self, upload_id: str) -> Path:
         return self.root / f"{upload_id}.info"
 
+    def pending_path(self, upload_id: str) -> Path:
+        """Marks a checksummed append in progress; holds the offset it started from."""
+        return self.root / f"{upload_id}.pending"
+
+    def gone_path(self, upload_id: str) -> Path:
+        """Tombstone of a terminated or expired upload, so it answers 410, not 404."""
+        return self.root / f"{upload_id}.gone"
+
+    def lock(
+        self, upload_id: str, release: Callable[[], None]
+    ) -> AbstractAsyncContextManager[None]:
+        return self.locker.lock(upload_id, release)
+
     def write_info(self, info: UploadInfo) -> None:
         """Replace the sidecar atomically. Blocking: call through the pool."""
         tmp = self._tmp / f"{info.id}.{secrets.token_hex(4)}"
@@ -115,11 +139,15 @@ class LocalStore(DataStore):
                 info = UploadInfo.from_json(json.load(f))
             size = os.stat(self.data_path(upload_id)).st_size
         except FileNotFoundError:
+            if self.gone_path(upload_id).exists():
+                raise UploadGone(upload_id) from None
             raise UploadNotFound(upload_id) from None
         except (ValueError, TypeError) as exc:
             raise StorageError(f"upload {upload_id} has an unreadable info file") from exc
         if not info.is_complete:
-            info.offset = size
+            # Bytes of a checksummed chunk still being verified (or cut off by a crash)
+            # are not part of the upload yet.
+            info.offset = min(size, _read_pending(self.pending_path(upload_id), size))
         return info
 
     # -- DataStore ----------------------------------------------------------------------
@@ -171,6 +199,16 @@ class LocalStore(DataStore):
         finally:
             await self.run_blocking(entries.close)
 
+    async def concatenate(self, final: Upload, partials: Sequence[Upload]) -> UploadInfo:
+        """Append the partial uploads' bytes to `final` inside the kernel (copy_file_range),
+        which shares extents on filesystems that support it (btrfs, XFS) and never passes
+        the bytes through this process."""
+        assert isinstance(final, LocalUpload)
+        paths = [self.data_path(p.info.id) for p in partials]
+        size = await self.run_blocking(_copy_files, paths, final.local_path())
+        final.info.offset = size
+        return final.info
+
     def _next_infos(self, entries: Iterator[os.DirEntry[str]], want: int) -> list[UploadInfo]:
         """Up to `want` infos from the iterator; an empty list only when it is exhausted."""
         found: list[UploadInfo] = []
@@ -219,17 +257,29 @@ class LocalUpload(Upload):
             self._store.forget_finished(self._info.id)
             raise UploadNotFound(self._info.id) from None
 
-    async def append(self, offset: int, chunks: AsyncIterable[bytes]) -> int:
+    async def append(
+        self, offset: int, chunks: AsyncIterable[bytes], verify: ChunkVerifier | None = None
+    ) -> int:
+        # Callers that lock (the tus routes) hold the upload's lock here, so a `.pending`
+        # marker found on open is a crash's leftover and is rolled back.
         info = self._info
         if info.is_complete:
             raise UploadComplete(info.id)
         store = self._store
-        fd, size = await store.run_blocking(_open_for_append, self.local_path())
+        upload_id = info.id
+        marker = store.pending_path(upload_id)
+        pending = marker if verify is not None else None
+        fd, size = await store.run_blocking(
+            _open_for_append, self.local_path(), marker, offset, verify is not None
+        )
         info.offset = size
+        hasher = None
         try:
             if offset != size:
                 raise OffsetMismatch(size, offset)
-            writer = _CoalescingWriter(fd, store, store.hasher_for(info))
+            hasher = store.hasher_for(info)
+            sinks: list[_Sink] = [sink for sink in (hasher, verify) if sink is not None]
+            writer = _CoalescingWriter(fd, store, sinks)
             try:
                 async for chunk in chunks:
                     if info.length is not None and offset + writer.end + len(chunk) > info.length:
@@ -241,8 +291,18 @@ class LocalUpload(Upload):
                 # exactly how far a resuming client must go back.
                 await writer.close()
                 info.offset = offset + writer.written
+            if verify is not None and not verify.matches():
+                raise ChecksumMismatch(upload_id)
+        except BaseException:
+            if pending is not None:  # a checksummed chunk is all or nothing
+                store.forget_hasher(upload_id)
+                await asyncio.shield(store.run_blocking(_roll_back, fd, offset, pending))
+                info.offset = offset
+            raise
         finally:
             await store.run_blocking(os.close, fd)
+        if pending is not None:
+            await store.run_blocking(pending.unlink, True)
         return info.offset
 
     async def declare_length(self, length: int) -> None:
@@ -336,24 +396,31 @@ class LocalUpload(Upload):
         self._store.remember_finished(info)
         return info
 
-    async def delete(self) -> None:
+    async def delete(self, gone: str | None = None) -> None:
         self._store.forget_hasher(self._info.id)
         self._store.forget_finished(self._info.id)
-        await self._store.run_blocking(self._remove_files)
+        await self._store.run_blocking(self._remove_files, gone)
+        await self._store.locker.remove(self._info.id)
 
-    def _remove_files(self) -> None:
+    def _remove_files(self, gone: str | None) -> None:
+        store, upload_id = self._store, self._info.id
+        if gone is not None:
+            store.gone_path(upload_id).write_text(
+                json.dumps({"reason": gone, "at": time.time()}), encoding="utf-8"
+            )
         # Sidecar first, so no reader ever finds info whose bytes are already gone.
-        self._store.info_path(self._info.id).unlink(missing_ok=True)
+        store.info_path(upload_id).unlink(missing_ok=True)
         self.local_path().unlink(missing_ok=True)
+        store.pending_path(upload_id).unlink(missing_ok=True)
 
 
 class _CoalescingWriter:
     """Gathers chunks into WRITE_BUFFER-sized writes done in the pool, one at a time."""
 
-    def __init__(self, fd: int, store: LocalStore, hasher: StreamHasher | None) -> None:
+    def __init__(self, fd: int, store: LocalStore, sinks: list[_Sink]) -> None:
         self._fd = fd
         self._store = store
-        self._hasher = hasher
+        self._sinks = sinks
         self._chunks: list[bytes] = []
         self.pending = 0  # bytes gathered, not yet handed to a write
         self.written = 0  # bytes the OS has accepted
@@ -378,7 +445,7 @@ class _CoalescingWriter:
         chunks, self._chunks = self._chunks, []
         self._inflight_size, self.pending = self.pending, 0
         self._inflight = asyncio.ensure_future(
-            self._store.run_blocking(_write_all, self._fd, chunks, self._hasher)
+            self._store.run_blocking(_write_all, self._fd, chunks, self._sinks)
         )
 
     async def _wait(self) -> None:
@@ -399,22 +466,67 @@ class _CoalescingWriter:
             await asyncio.shield(self._wait())
 
 
-def _open_for_append(path: Path) -> tuple[int, int]:
+class _Sink(Protocol):
+    def update(self, data: bytes | memoryview) -> None: ...
+
+
+def _open_for_append(path: Path, marker: Path, offset: int, mark: bool) -> tuple[int, int]:
+    """Open for appending: roll back a checksummed chunk a crash left unverified, then,
+    for a new checksummed chunk, record where it starts (atomically) before any byte."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND)
     except FileNotFoundError:
         raise UploadNotFound(path.name) from None
-    return fd, os.fstat(fd).st_size
+    size = os.fstat(fd).st_size
+    start = _read_pending(marker, size)
+    if start < size:
+        os.ftruncate(fd, start)
+        size = start
+    marker.unlink(missing_ok=True)
+    if mark and offset == size:
+        tmp = marker.with_name(marker.name + ".tmp")
+        tmp.write_text(str(offset), encoding="ascii")
+        os.replace(tmp, marker)
+    return fd, size
 
 
-def _write_all(fd: int, chunks: list[bytes], hasher: StreamHasher | None) -> int:
+def _read_pending(path: Path, default: int) -> int:
+    try:
+        return int(path.read_text(encoding="ascii"))
+    except (FileNotFoundError, ValueError):
+        return default
+
+
+def _roll_back(fd: int, offset: int, pending: Path) -> None:
+    os.ftruncate(fd, offset)
+    pending.unlink(missing_ok=True)
+
+
+def _write_all(fd: int, chunks: list[bytes], sinks: list[_Sink]) -> int:
     data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
-    if hasher is not None:
-        hasher.update(data)
+    for sink in sinks:
+        sink.update(data)
     return len(data)
+
+
+def _copy_files(sources: list[Path], dest: Path) -> int:
+    # Explicit offsets: copy_file_range refuses a destination opened with O_APPEND.
+    with open(dest, "r+b") as out:
+        pos = os.fstat(out.fileno()).st_size
+        for source in sources:
+            with open(source, "rb") as src:
+                read_at, left = 0, os.fstat(src.fileno()).st_size
+                while left:
+                    copied = os.copy_file_range(src.fileno(), out.fileno(), left, read_at, pos)
+                    if copied == 0:
+                        raise StorageError(f"{source.name} shrank while being concatenated")
+                    read_at += copied
+                    pos += copied
+                    left -= copied
+        return pos
 
 
 def _hash_file(path: Path) -> str:
