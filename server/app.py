@@ -12,6 +12,7 @@ from .context import SETTINGS, STORE
 from .errors import json_errors
 from .routes import add_routes
 from .settings import Settings
+from .sweeper import sweeper
 
 # aiohttp's default 64 KiB read buffer makes the socket pause and resume every few
 # chunks on a fast upload; 1 MiB keeps the memory bound small and the CPU on the payload.
@@ -23,6 +24,7 @@ def create_app(settings: Settings, store: DataStore) -> web.Application:
     app[SETTINGS] = settings
     app[STORE] = store
     app.cleanup_ctx.append(_store_lifecycle)
+    app.cleanup_ctx.append(sweeper)
     add_routes(app)
     return app
 

@@ -38,6 +38,21 @@ def parse_size(value: str) -> int:
     return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
 
 
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*", re.IGNORECASE)
+_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: str) -> float:
+    """'24h', '30m', '90s', '250ms', '1d', or plain seconds ('3600')."""
+    match = _DURATION.fullmatch(value)
+    if match is None:
+        raise SettingError(f"{value!r} is not a duration (try 24h, 30m, 90s or 3600)")
+    seconds = float(match.group(1)) * _SECONDS[(match.group(2) or "s").lower()]
+    if seconds <= 0:
+        raise SettingError(f"{value!r} must be longer than zero")
+    return seconds
+
+
 def parse_port(value: str) -> int:
     if not value.isdigit() or not 0 <= int(value) <= 65535:
         raise SettingError(f"{value!r} is not a port number (0-65535; 0 picks a free one)")
@@ -88,6 +103,15 @@ class Settings:
     )
     max_request_size: int = _option(
         100 * 1024**2, parse_size, "largest request body, e.g. 100MiB; 0 means unlimited", "SIZE"
+    )
+    max_upload_size: int = _option(
+        1024**4, parse_size, "largest resumable (tus) upload, e.g. 1TiB; 0 means unlimited", "SIZE"
+    )
+    upload_ttl: float = _option(
+        86400.0, parse_duration, "an unfinished upload expires this long after creation", "TIME"
+    )
+    sweep_interval: float = _option(
+        60.0, parse_duration, "how often expired unfinished uploads are removed", "TIME"
     )
     public_url: str | None = _option(
         None, parse_public_url, "external base URL used in Location headers", "URL"

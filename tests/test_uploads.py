@@ -319,5 +319,5 @@ async def test_unknown_route_and_wrong_method(client: Client) -> None:
     assert (await resp.json())["error"]["code"] == "not_found"
     resp = await client.patch("/files/")
     assert resp.status == 405
-    assert set(resp.headers["Allow"].split(",")) == {"GET", "HEAD", "POST", "PUT"}
+    assert set(resp.headers["Allow"].split(",")) == {"GET", "HEAD", "OPTIONS", "POST", "PUT"}
     assert json.loads(await resp.text())["error"]["code"] == "method_not_allowed"

@@ -36,7 +36,10 @@ def filename_from_header(value: str | None) -> str | None:
 def header_for(name: str, *, attachment: bool) -> str:
     """`inline` or `attachment`, with an ASCII fallback and RFC 6266 filename* if needed."""
     kind = "attachment" if attachment else "inline"
-    fallback = "".join(ch if 0x20 <= ord(ch) < 0x7F and ch not in '"\\%' else "_" for ch in name)
+    # The fallback avoids what naive parsers trip on (quotes, backslashes, and ';', which
+    # some split on even inside quotes); filename* then carries the exact name.
+    unsafe = '"\\%;'
+    fallback = "".join(ch if 0x20 <= ord(ch) < 0x7F and ch not in unsafe else "_" for ch in name)
     header = f'{kind}; filename="{fallback}"'
     if fallback != name:
         header += f"; filename*=UTF-8''{quote(name, safe='')}"

@@ -1,0 +1,352 @@
+"""tus 1.0 resumable uploads on `/files/`, with every extension spigot advertises.
+
+The grammar lives in `server.protocol.tus`; storage is reached only through the DataStore
+interface and the optional capabilities it discovers (Locker, Concatenator). A POST carrying
+`Tus-Resumable` is a tus creation; without it, `/files/` stays the one-shot upload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine, Mapping
+from contextlib import AbstractAsyncContextManager, nullcontext
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from storage import (
+    Concatenator,
+    DataStore,
+    Locker,
+    StorageError,
+    Upload,
+    UploadInfo,
+    UploadSpec,
+)
+from storage.errors import ChecksumMismatch
+from storage.hashing import ChunkVerifier
+from storage.names import sanitize_name
+
+from ..bodies import Meter, check_declared_length, raw_chunks
+from ..context import settings_of, store_of
+from ..errors import ApiError, from_storage
+from ..protocol import tus
+from ..protocol.conditional import http_date
+from ..responses import file_url
+from ..settings import Settings
+
+T = TypeVar("T")
+
+BASE_HEADERS = {"Tus-Resumable": tus.TUS_VERSION}
+
+
+def tus_error(status: int, code: str, message: str, **headers: str) -> ApiError:
+    return ApiError(status, code, message, {**BASE_HEADERS, **headers})
+
+
+def is_tus(request: web.Request) -> bool:
+    return "Tus-Resumable" in request.headers
+
+
+def require_version(request: web.Request) -> None:
+    if request.headers.get("Tus-Resumable") != tus.TUS_VERSION:
+        raise tus_error(
+            412,
+            "unsupported_tus_version",
+            f"this server speaks tus {tus.TUS_VERSION}",
+            **{"Tus-Version": tus.TUS_VERSION},
+        )
+
+
+def header(request: web.Request, name: str) -> str | None:
+    return request.headers.get(name)
+
+
+def parsed(fn: Callable[[], T]) -> T:
+    """Run a header parser; a malformed header is the client's 400."""
+    try:
+        return fn()
+    except tus.TusHeaderError as exc:
+        raise tus_error(400, "bad_tus_header", str(exc)) from None
+
+
+def expires_header(info: UploadInfo) -> dict[str, str]:
+    if info.expires is None or info.is_complete:
+        return {}
+    return {"Upload-Expires": http_date(datetime.fromtimestamp(info.expires, UTC))}
+
+
+def state_headers(info: UploadInfo) -> dict[str, str]:
+    return {**BASE_HEADERS, "Upload-Offset": str(info.offset), **expires_header(info)}
+
+
+# -- OPTIONS ------------------------------------------------------------------------------
+
+
+def options_headers(settings: Settings) -> dict[str, str]:
+    headers = {
+        **BASE_HEADERS,
+        "Tus-Version": tus.TUS_VERSION,
+        "Tus-Extension": tus.EXTENSIONS,
+        "Tus-Checksum-Algorithm": ",".join(tus.CHECKSUM_ALGORITHMS),
+    }
+    if settings.max_upload_size:
+        headers["Tus-Max-Size"] = str(settings.max_upload_size)
+    return headers
+
+
+async def tus_options(request: web.Request) -> web.Response:
+    return web.Response(status=204, headers=options_headers(settings_of(request)))
+
+
+# -- locking -------------------------------------------------------------------------------
+
+
+def locked(store: DataStore, upload_id: str, release: Callable[[], None]) -> Any:
+    if isinstance(store, Locker):
+        return store.lock(upload_id, release)
+    return nullcontext()
+
+
+async def exclusive(
+    request: web.Request, upload_id: str, work: Callable[[], Coroutine[Any, Any, T]]
+) -> T:
+    """Run `work` holding the upload's lock, in its own task.
+
+    Another request that wants the lock calls `release`, which cancels this task: a PATCH
+    stuck on a dead connection then stores what it has and gives way. The task is shielded
+    from the handler, so a client going away cannot abandon it half-way either.
+    """
+    task: asyncio.Task[T] | None = None
+    released = False
+
+    def release() -> None:
+        nonlocal released
+        released = True
+        if task is not None and not task.done():
+            task.cancel()
+
+    async def run() -> T:
+        lock: AbstractAsyncContextManager[Any] = locked(store_of(request), upload_id, release)
+        try:
+            async with lock:
+                return await work()
+        except asyncio.CancelledError:
+            if released:
+                raise tus_error(
+                    423, "upload_taken_over", "another request took over this upload"
+                ) from None
+            raise
+
+    task = asyncio.ensure_future(run())
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    try:
+        return await asyncio.shield(task)
+    except StorageError as exc:
+        raise with_tus_headers(from_storage(exc)) from None
+    except ApiError as exc:
+        raise with_tus_headers(exc) from None
+
+
+def with_tus_headers(exc: ApiError) -> ApiError:
+    exc.headers = {**BASE_HEADERS, **exc.headers}
+    return exc
+
+
+# -- creation ------------------------------------------------------------------------------
+
+
+async def tus_create(request: web.Request) -> web.Response:
+    require_version(request)
+    settings = settings_of(request)
+    store = store_of(request)
+    concat = parsed(lambda: tus.parse_concat(header(request, "Upload-Concat")))
+    metadata = parsed(lambda: tus.parse_metadata(header(request, "Upload-Metadata")))
+    length = parsed(lambda: tus.parse_int("Upload-Length", header(request, "Upload-Length")))
+    defer = header(request, "Upload-Defer-Length")
+    if defer is not None and defer != "1":
+        raise tus_error(400, "bad_tus_header", "Upload-Defer-Length must be 1")
+    final = concat is not None and not concat.partial
+    if final and (length is not None or defer is not None):
+        raise tus_error(400, "bad_tus_header", "a final upload's length comes from its parts")
+    if not final and (length is None) == (defer is None):
+        raise tus_error(
+            400, "bad_tus_header", "send exactly one of Upload-Length, Upload-Defer-Length"
+        )
+    check_size(settings, length)
+
+    spec = UploadSpec(
+        name=sanitize_name(metadata.get("filename") or metadata.get("name")),
+        content_type=metadata.get("filetype") or metadata.get("type") or None,
+        length=length,
+        metadata=metadata,
+        expires=time.time() + settings.upload_ttl,
+        partial=concat is not None and concat.partial,
+    )
+    if final:
+        assert concat is not None
+        upload = await concatenate(request, store, spec, concat.parts)
+    else:
+        upload = await store.create(spec)
+        if request.body_exists and request.content_length != 0:  # creation-with-upload
+            upload = await exclusive(
+                request, upload.info.id, lambda: append_body(request, upload.info.id, 0)
+            )
+        elif length == 0:
+            await upload.finish()
+    info = upload.info
+    headers = {**state_headers(info), "Location": file_url(request, info.id)}
+    return web.Response(status=201, headers=headers)
+
+
+def check_size(settings: Settings, length: int | None) -> None:
+    cap = settings.max_upload_size
+    if cap and length is not None and length > cap:
+        raise tus_error(413, "upload_too_large", f"uploads are limited to {cap} bytes")
+
+
+async def concatenate(
+    request: web.Request, store: DataStore, spec: UploadSpec, urls: tuple[str, ...]
+) -> Upload:
+    partials = []
+    for url in urls:
+        try:
+            partial = await store.open(tus.upload_id_from_url(url))
+        except StorageError:
+            raise tus_error(400, "bad_partial", f"no partial upload at {url}") from None
+        if not partial.info.partial or not partial.info.is_complete:
+            raise tus_error(400, "bad_partial", f"{url} is not a finished partial upload")
+        partials.append(partial)
+    total = sum(p.info.length or 0 for p in partials)
+    check_size(settings_of(request), total)
+    final_spec = UploadSpec(
+        name=spec.name,
+        content_type=spec.content_type,
+        length=total,
+        metadata=spec.metadata,
+        expires=spec.expires,
+    )
+    final = await store.create(final_spec)
+    final.info.parts = [p.info.id for p in partials]
+    if isinstance(store, Concatenator):
+        await store.concatenate(final, partials)
+    else:  # any backend can do it by streaming the parts through
+        for partial in partials:
+            await final.append(final.info.offset, partial.read())
+    await final.finish()
+    return final
+
+
+# -- HEAD ----------------------------------------------------------------------------------
+
+
+async def tus_head(request: web.Request) -> web.Response:
+    require_version(request)
+    upload_id = request.match_info["id"]
+
+    async def look() -> UploadInfo:
+        return (await store_of(request).open(upload_id)).info
+
+    info = await exclusive(request, upload_id, look)
+    headers = {**state_headers(info), "Cache-Control": "no-store"}
+    if info.length is None:
+        headers["Upload-Defer-Length"] = "1"
+    else:
+        headers["Upload-Length"] = str(info.length)
+    if info.metadata:
+        headers["Upload-Metadata"] = tus.encode_metadata(info.metadata)
+    if info.partial:
+        headers["Upload-Concat"] = "partial"
+    elif info.parts:
+        parts = " ".join(f"/files/{part}" for part in info.parts)
+        headers["Upload-Concat"] = f"final;{parts}"
+    return web.Response(status=200, headers=headers)
+
+
+# -- PATCH ---------------------------------------------------------------------------------
+
+
+async def tus_patch(request: web.Request) -> web.Response:
+    require_version(request)
+    if request.content_type != tus.OFFSET_TYPE:
+        raise tus_error(
+            415, "unsupported_media_type", f"PATCH needs Content-Type {tus.OFFSET_TYPE}"
+        )
+    offset = parsed(lambda: tus.parse_int("Upload-Offset", header(request, "Upload-Offset")))
+    if offset is None:
+        raise tus_error(400, "bad_tus_header", "PATCH needs Upload-Offset")
+    upload_id = request.match_info["id"]
+    upload = await exclusive(request, upload_id, lambda: append_body(request, upload_id, offset))
+    return web.Response(status=204, headers=state_headers(upload.info))
+
+
+async def append_body(request: web.Request, upload_id: str, offset: int) -> Upload:
+    """Append the request body to the upload (lock held), finishing it at its length."""
+    settings = settings_of(request)
+    cap = settings.max_request_size
+    check_declared_length(request, cap)
+    upload = await store_of(request).open(upload_id)
+    info = upload.info
+    if info.parts:
+        raise tus_error(403, "final_upload", "a final concatenated upload takes no PATCH")
+    declared = parsed(lambda: tus.parse_int("Upload-Length", header(request, "Upload-Length")))
+    if declared is not None and declared != info.length:
+        if info.length is not None:
+            raise tus_error(400, "bad_tus_header", "Upload-Length is already set")
+        check_size(settings, declared)
+        await upload.declare_length(declared)
+    verify = None
+    checksum_header = header(request, "Upload-Checksum")
+    if checksum_header is not None:
+        checksum = parsed(lambda: tus.parse_checksum(checksum_header))
+        verify = ChunkVerifier(checksum.algorithm, checksum.digest)
+    try:
+        await upload.append(offset, raw_chunks(request, Meter(cap)), verify)
+    except ChecksumMismatch:
+        raise tus_error(
+            460, "checksum_mismatch", "the chunk does not match Upload-Checksum"
+        ) from None
+    if info.length is not None and info.offset == info.length:
+        await upload.finish()
+    return upload
+
+
+# -- termination ---------------------------------------------------------------------------
+
+
+async def tus_delete(request: web.Request) -> web.Response:
+    require_version(request)
+    upload_id = request.match_info["id"]
+
+    async def terminate() -> None:
+        upload = await store_of(request).open(upload_id)
+        await upload.delete(gone="terminated")
+
+    await exclusive(request, upload_id, terminate)
+    return web.Response(status=204, headers=BASE_HEADERS)
+
+
+# -- X-HTTP-Method-Override -----------------------------------------------------------------
+
+OVERRIDES: Mapping[str, Callable[[web.Request], Coroutine[Any, Any, web.Response]]] = {
+    "PATCH": tus_patch,
+    "DELETE": tus_delete,
+    "HEAD": tus_head,
+}
+
+
+async def method_override(request: web.Request) -> web.StreamResponse:
+    """`POST /files/{id}` with X-HTTP-Method-Override, for clients behind proxies that
+    only pass GET and POST."""
+    method = request.headers.get("X-HTTP-Method-Override", "").upper()
+    handler = OVERRIDES.get(method)
+    if handler is None:
+        raise ApiError(
+            405,
+            "method_not_allowed",
+            "POST here needs X-HTTP-Method-Override",
+            {"Allow": "GET,HEAD,PATCH,DELETE,OPTIONS"},
+        )
+    return await handler(request)
