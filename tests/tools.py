@@ -22,6 +22,8 @@ PACKAGES = {
     "aria2": "aria2c",
     "nginx-light": "nginx",
     "wrk": "wrk",
+    "nodejs": "node",
+    "npm": "npm",
 }
 _BY_EXECUTABLE = {exe: pkg for pkg, exe in PACKAGES.items()}
 _apt_updated = False
