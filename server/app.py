@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
 from storage import DataStore
 
-from .context import SETTINGS, STORE
+from .context import LIFECYCLE, SETTINGS, STORE
 from .errors import json_errors
+from .hooks import Hooks, WebHook
+from .lifecycle import Lifecycle
 from .routes import add_routes
 from .settings import Settings
 from .sweeper import sweeper
@@ -19,14 +21,28 @@ from .sweeper import sweeper
 READ_BUFSIZE = 1 << 20
 
 
-def create_app(settings: Settings, store: DataStore) -> web.Application:
+def create_app(settings: Settings, store: DataStore, hooks: Hooks | None = None) -> web.Application:
+    """The application. `hooks` are Python callables for embedders (see server.hooks)."""
     app = web.Application(middlewares=[json_errors], handler_args={"read_bufsize": READ_BUFSIZE})
     app[SETTINGS] = settings
     app[STORE] = store
+    webhook = WebHook(settings.hook_url) if settings.hook_url else None
+    app[LIFECYCLE] = Lifecycle(hooks or Hooks(), webhook)
     app.cleanup_ctx.append(_store_lifecycle)
+    if webhook is not None:
+        app.cleanup_ctx.append(_webhook_lifecycle(webhook))
     app.cleanup_ctx.append(sweeper)
     add_routes(app)
     return app
+
+
+def _webhook_lifecycle(webhook: WebHook) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def run(app: web.Application) -> AsyncIterator[None]:
+        await webhook.start()
+        yield
+        await webhook.close()
+
+    return run
 
 
 async def _store_lifecycle(app: web.Application) -> AsyncIterator[None]:

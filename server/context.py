@@ -6,10 +6,12 @@ from aiohttp import web
 
 from storage import DataStore
 
+from .lifecycle import Lifecycle
 from .settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", DataStore)
+LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 
 
 def settings_of(request: web.Request) -> Settings:
@@ -18,3 +20,7 @@ def settings_of(request: web.Request) -> Settings:
 
 def store_of(request: web.Request) -> DataStore:
     return request.app[STORE]
+
+
+def lifecycle_of(request: web.Request) -> Lifecycle:
+    return request.app[LIFECYCLE]

@@ -90,6 +90,24 @@ def parse_log_level(value: str) -> str:
     return level
 
 
+def parse_origins(value: str) -> tuple[str, ...]:
+    """A comma list of origins allowed to call spigot from a browser, or `*`."""
+    origins = tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
+    for origin in origins:
+        if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
+            raise SettingError(f"{origin!r} is not an origin like https://app.example")
+    return origins
+
+
+def parse_hook_url(value: str) -> str | None:
+    if not value:
+        return None
+    url = urlsplit(value)
+    if url.scheme not in ("http", "https") or not url.netloc:
+        raise SettingError(f"{value!r} is not an http(s) URL")
+    return value
+
+
 def _option(default: Any, parse: Callable[[str], Any], help: str, metavar: str = "") -> Any:
     return field(default=default, metadata={"parse": parse, "help": help, "metavar": metavar})
 
@@ -112,6 +130,18 @@ class Settings:
     )
     sweep_interval: float = _option(
         60.0, parse_duration, "how often expired unfinished uploads are removed", "TIME"
+    )
+    hook_url: str | None = _option(
+        None,
+        parse_hook_url,
+        "receives a JSON POST when uploads are created, finished, terminated",
+        "URL",
+    )
+    cors_origin: tuple[str, ...] = _option(
+        (), parse_origins, "browser origins allowed to use spigot (comma list, or *)", "ORIGINS"
+    )
+    sse_heartbeat: float = _option(
+        15.0, parse_duration, "comment sent on quiet event streams to keep them open", "TIME"
     )
     public_url: str | None = _option(
         None, parse_public_url, "external base URL used in Location headers", "URL"

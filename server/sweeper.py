@@ -18,12 +18,15 @@ from aiohttp import web
 from storage import DataStore, Locker, StorageError
 from storage.errors import LockTimeout
 
-from .context import SETTINGS, STORE
+from .context import LIFECYCLE, SETTINGS, STORE
+from .lifecycle import Lifecycle
 
 log = logging.getLogger("spigot.sweeper")
 
 
-async def sweep_once(store: DataStore, now: float | None = None) -> list[str]:
+async def sweep_once(
+    store: DataStore, now: float | None = None, lifecycle: Lifecycle | None = None
+) -> list[str]:
     """Remove every expired unfinished upload; return their ids."""
     now = time.time() if now is None else now
     expired = [
@@ -40,6 +43,8 @@ async def sweep_once(store: DataStore, now: float | None = None) -> list[str]:
                 if not upload.info.is_complete:
                     await upload.delete(gone="expired")
                     removed.append(upload_id)
+                    if lifecycle is not None:
+                        lifecycle.expired(upload_id)
     if removed:
         log.info("expired %d unfinished uploads", len(removed))
     return removed
@@ -52,7 +57,7 @@ async def sweeper(app: web.Application) -> AsyncIterator[None]:
         while True:
             await asyncio.sleep(app[SETTINGS].sweep_interval)
             try:
-                await sweep_once(app[STORE])
+                await sweep_once(app[STORE], lifecycle=app[LIFECYCLE])
             except Exception:
                 log.exception("expiration sweep failed")
 

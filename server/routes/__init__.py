@@ -3,6 +3,7 @@
 from aiohttp import web
 
 from .downloads import get_file
+from .events import file_events, progress_events
 from .files import delete_file, list_files
 from .health import healthz
 from .tus import is_tus, method_override, tus_create, tus_delete, tus_head, tus_options, tus_patch
@@ -38,3 +39,5 @@ def add_routes(app: web.Application) -> None:
     r.add_delete("/files/{id}", delete)
     r.add_post("/files/{id}", method_override, expect_handler=expect_continue)
     r.add_route("OPTIONS", "/files/{id}", tus_options)
+    r.add_get("/files/{id}/events", file_events)
+    r.add_get("/progress/{token}/events", progress_events)

@@ -8,6 +8,7 @@ interface and the optional capabilities it discovers (Locker, Concatenator). A P
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from contextlib import AbstractAsyncContextManager, nullcontext
@@ -30,7 +31,7 @@ from storage.hashing import ChunkVerifier
 from storage.names import sanitize_name
 
 from ..bodies import Meter, check_declared_length, raw_chunks
-from ..context import settings_of, store_of
+from ..context import lifecycle_of, settings_of, store_of
 from ..errors import ApiError, from_storage
 from ..protocol import tus
 from ..protocol.conditional import http_date
@@ -82,6 +83,26 @@ def state_headers(info: UploadInfo) -> dict[str, str]:
     return {**BASE_HEADERS, "Upload-Offset": str(info.offset), **expires_header(info)}
 
 
+Handler = Callable[[web.Request], Coroutine[Any, Any, web.Response]]
+
+
+def tus_handler(handler: Handler) -> Handler:
+    """Every answer to a tus request carries Tus-Resumable, errors included."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: web.Request) -> web.Response:
+        try:
+            return await handler(request)
+        except StorageError as exc:
+            api = from_storage(exc)
+        except ApiError as exc:
+            api = exc
+        api.headers = {**BASE_HEADERS, **api.headers}
+        raise api
+
+    return wrapped
+
+
 # -- OPTIONS ------------------------------------------------------------------------------
 
 
@@ -97,6 +118,7 @@ def options_headers(settings: Settings) -> dict[str, str]:
     return headers
 
 
+@tus_handler
 async def tus_options(request: web.Request) -> web.Response:
     return web.Response(status=204, headers=options_headers(settings_of(request)))
 
@@ -142,22 +164,13 @@ async def exclusive(
 
     task = asyncio.ensure_future(run())
     task.add_done_callback(lambda t: t.cancelled() or t.exception())
-    try:
-        return await asyncio.shield(task)
-    except StorageError as exc:
-        raise with_tus_headers(from_storage(exc)) from None
-    except ApiError as exc:
-        raise with_tus_headers(exc) from None
-
-
-def with_tus_headers(exc: ApiError) -> ApiError:
-    exc.headers = {**BASE_HEADERS, **exc.headers}
-    return exc
+    return await asyncio.shield(task)
 
 
 # -- creation ------------------------------------------------------------------------------
 
 
+@tus_handler
 async def tus_create(request: web.Request) -> web.Response:
     require_version(request)
     settings = settings_of(request)
@@ -185,17 +198,23 @@ async def tus_create(request: web.Request) -> web.Response:
         expires=time.time() + settings.upload_ttl,
         partial=concat is not None and concat.partial,
     )
+    lifecycle = lifecycle_of(request)
+    await lifecycle.admit(spec, request)
     if final:
         assert concat is not None
         upload = await concatenate(request, store, spec, concat.parts)
+        url = file_url(request, upload.info.id)
+        lifecycle.created(upload.info, url)
+        await lifecycle.finished(upload.info, url)
     else:
         upload = await store.create(spec)
+        lifecycle.created(upload.info, file_url(request, upload.info.id))
         if request.body_exists and request.content_length != 0:  # creation-with-upload
             upload = await exclusive(
                 request, upload.info.id, lambda: append_body(request, upload.info.id, 0)
             )
         elif length == 0:
-            await upload.finish()
+            await finish(request, upload)
     info = upload.info
     headers = {**state_headers(info), "Location": file_url(request, info.id)}
     return web.Response(status=201, headers=headers)
@@ -242,6 +261,7 @@ async def concatenate(
 # -- HEAD ----------------------------------------------------------------------------------
 
 
+@tus_handler
 async def tus_head(request: web.Request) -> web.Response:
     require_version(request)
     upload_id = request.match_info["id"]
@@ -268,6 +288,7 @@ async def tus_head(request: web.Request) -> web.Response:
 # -- PATCH ---------------------------------------------------------------------------------
 
 
+@tus_handler
 async def tus_patch(request: web.Request) -> web.Response:
     require_version(request)
     if request.content_type != tus.OFFSET_TYPE:
@@ -302,20 +323,34 @@ async def append_body(request: web.Request, upload_id: str, offset: int) -> Uplo
     if checksum_header is not None:
         checksum = parsed(lambda: tus.parse_checksum(checksum_header))
         verify = ChunkVerifier(checksum.algorithm, checksum.digest)
+    meter = lifecycle_of(request).meter(info)
     try:
-        await upload.append(offset, raw_chunks(request, Meter(cap)), verify)
+        await upload.append(offset, meter.wrap(raw_chunks(request, Meter(cap))), verify)
     except ChecksumMismatch:
         raise tus_error(
             460, "checksum_mismatch", "the chunk does not match Upload-Checksum"
         ) from None
+    finally:
+        meter.offset = info.offset  # what was kept, not what arrived
+        meter.publish()
     if info.length is not None and info.offset == info.length:
-        await upload.finish()
+        await finish(request, upload)
     return upload
+
+
+async def finish(request: web.Request, upload: Upload) -> None:
+    """Complete the upload; the post-finish step runs only on the call that completed it
+    (callers hold the upload's lock, so there is exactly one such call)."""
+    if upload.info.is_complete:
+        return
+    info = await upload.finish()
+    await lifecycle_of(request).finished(info, file_url(request, info.id))
 
 
 # -- termination ---------------------------------------------------------------------------
 
 
+@tus_handler
 async def tus_delete(request: web.Request) -> web.Response:
     require_version(request)
     upload_id = request.match_info["id"]
@@ -323,6 +358,7 @@ async def tus_delete(request: web.Request) -> web.Response:
     async def terminate() -> None:
         upload = await store_of(request).open(upload_id)
         await upload.delete(gone="terminated")
+        lifecycle_of(request).terminated(upload.info, file_url(request, upload_id))
 
     await exclusive(request, upload_id, terminate)
     return web.Response(status=204, headers=BASE_HEADERS)

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from storage import DataStore, Upload, UploadInfo, UploadSpec
+from storage import Upload, UploadInfo, UploadSpec
 from storage.names import sanitize_name
 
 from ..bodies import (
@@ -28,11 +28,12 @@ from ..bodies import (
     part_chunks,
     raw_chunks,
 )
-from ..context import settings_of, store_of
+from ..context import lifecycle_of, settings_of, store_of
 from ..errors import ApiError
 from ..protocol.disposition import filename_from_header
 from ..responses import file_json, file_url
 from ..tasks import run_to_completion
+from .events import progress_token
 
 # Should the process die mid-upload, the unfinished upload expires and is swept after this.
 ONE_SHOT_TTL = 3600.0
@@ -84,7 +85,7 @@ async def _raw(request: web.Request, name: str | None) -> web.Response:
     cap = settings_of(request).max_request_size
     check_declared_length(request, cap)
     spec = _spec(name, request.headers.get("Content-Type", ""))
-    upload = await _store_stream(store_of(request), spec, raw_chunks(request, Meter(cap)))
+    upload = await _store_stream(request, spec, raw_chunks(request, Meter(cap)))
     return _created(request, [upload.info])
 
 
@@ -96,7 +97,6 @@ async def _multipart(request: web.Request) -> web.Response:
         reader = await request.multipart()
     except (ValueError, AssertionError, KeyError) as exc:
         raise ApiError(400, "bad_multipart", f"malformed multipart/form-data: {exc}") from exc
-    store = store_of(request)
     stored: list[Upload] = []
     try:
         async for part in _parts(reader):
@@ -104,7 +104,7 @@ async def _multipart(request: web.Request) -> web.Response:
                 await discard_part(part, meter)
                 continue
             spec = _spec(part.filename, part.headers.get("Content-Type", ""))
-            stored.append(await _store_stream(store, spec, part_chunks(part, meter)))
+            stored.append(await _store_stream(request, spec, part_chunks(part, meter)))
     except BaseException:
         await asyncio.shield(_delete_all(stored))
         raise
@@ -124,15 +124,27 @@ async def _parts(reader: MultipartReader) -> AsyncIterator[BodyPartReader]:
         raise broken_body(exc) from exc
 
 
-async def _store_stream(store: DataStore, spec: UploadSpec, chunks: AsyncIterator[bytes]) -> Upload:
+async def _store_stream(
+    request: web.Request, spec: UploadSpec, chunks: AsyncIterator[bytes]
+) -> Upload:
     """Create, fill and finish one upload, or leave no trace of it."""
-    upload = await store.create(spec)
+    lifecycle = lifecycle_of(request)
+    token = progress_token(request)
+    aliases = (token,) if token else ()
+    await lifecycle.admit(spec, request)
+    upload = await store_of(request).create(spec)
+    url = file_url(request, upload.info.id)
+    lifecycle.created(upload.info, url)
+    meter = lifecycle.meter(upload.info, *aliases)
     try:
-        await upload.append(0, chunks)
+        await upload.append(0, meter.wrap(chunks))
         await upload.finish()
     except BaseException:
         await asyncio.shield(upload.delete())
+        lifecycle.terminated(upload.info, url, *aliases)
         raise
+    meter.publish()
+    await lifecycle.finished(upload.info, url, *aliases)
     return upload
 
 

@@ -1,0 +1,126 @@
+"""Upload events for Server-Sent Events streams, in bounded memory.
+
+Each upload has a topic: a small ring of its latest events, numbered 1, 2, 3... Readers do
+not get queues of their own; they keep a cursor (the last id they saw) and read the ring.
+A slow reader therefore costs nothing, and at worst skips intermediate `progress` events;
+`complete`, `terminated` and `expired` end a topic, so they are always the last it holds.
+`Last-Event-ID` is honoured by starting the cursor there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+RING = 32  # events kept per upload for readers that reconnect
+LINGER = 300.0  # seconds a finished topic is kept for late readers
+TERMINAL = frozenset({"complete", "terminated", "expired"})
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: int
+    type: str
+    data: dict[str, Any]
+
+
+@dataclass
+class Topic:
+    events: deque[Event] = field(default_factory=lambda: deque(maxlen=RING))
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    last_id: int = 0
+    ended_at: float | None = None
+
+
+class UploadEvents:
+    def __init__(self) -> None:
+        self._topics: dict[str, Topic] = {}
+
+    def publish(self, upload_id: str, type: str, data: dict[str, Any]) -> None:
+        topic = self._topics.setdefault(upload_id, Topic())
+        if topic.ended_at is not None:
+            return  # nothing follows a terminal event
+        topic.last_id += 1
+        topic.events.append(Event(topic.last_id, type, data))
+        if type in TERMINAL:
+            topic.ended_at = time.monotonic()
+        topic.changed.set()
+        topic.changed = asyncio.Event()  # waiters hold the old one, now set
+        self._forget_old()
+
+    def latest(self, upload_id: str) -> Event | None:
+        topic = self._topics.get(upload_id)
+        return topic.events[-1] if topic and topic.events else None
+
+    async def follow(
+        self, upload_id: str, after: int, heartbeat: float
+    ) -> AsyncIterator[Event | None]:
+        """Events with id > `after`, as they come; None every `heartbeat` seconds of quiet.
+
+        Ends after a terminal event.
+        """
+        topic = self._topics.setdefault(upload_id, Topic())
+        cursor = after
+        while True:
+            fresh = [e for e in topic.events if e.id > cursor]
+            for event in fresh:
+                cursor = event.id
+                yield event
+                if event.type in TERMINAL:
+                    return
+            waiter = topic.changed
+            try:
+                await asyncio.wait_for(waiter.wait(), heartbeat)
+            except TimeoutError:
+                yield None
+
+    def _forget_old(self) -> None:
+        now = time.monotonic()
+        stale = [
+            key
+            for key, topic in self._topics.items()
+            if topic.ended_at is not None and now - topic.ended_at > LINGER
+        ]
+        for key in stale:
+            del self._topics[key]
+
+
+class ProgressMeter:
+    """Publishes `progress` at most every `interval` seconds while bytes flow, so readers
+    see an upload move during a long PATCH, not only when it ends."""
+
+    def __init__(
+        self,
+        events: UploadEvents,
+        upload_id: str,
+        offset: int,
+        length: int | None,
+        interval: float = 0.25,
+        aliases: tuple[str, ...] = (),
+    ) -> None:
+        self._events = events
+        self._topics = (upload_id, *aliases)
+        self.offset = offset
+        self._length = length
+        self._interval = interval
+        self._next = 0.0
+
+    def add(self, n: int) -> None:
+        self.offset += n
+        now = time.monotonic()
+        if now >= self._next:
+            self._next = now + self._interval
+            self.publish()
+
+    def publish(self) -> None:
+        for topic in self._topics:
+            self._events.publish(topic, "progress", {"offset": self.offset, "length": self._length})
+
+    async def wrap(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        async for chunk in chunks:
+            self.add(len(chunk))
+            yield chunk

@@ -1,0 +1,94 @@
+"""`GET /files/{id}/events` and `GET /progress/{token}/events`: Server-Sent Events.
+
+Readers get `progress` (`{"offset","length"}`, at most every 250 ms while bytes flow), then
+one of `complete`, `terminated`, `expired`. Every event has an `id:`; a reconnecting
+EventSource sends `Last-Event-ID` and continues after it. A comment line is sent when the
+stream has been quiet for `--sse-heartbeat`, so proxies do not time it out.
+
+One-shot uploads learn their id only when they finish, so a client that wants to watch one
+names it first: `X-Progress-ID: <token>` (or `?progress_id=`) on the upload, then follows
+`/progress/<token>/events`, the convention of nginx's upload-progress module.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from aiohttp import web
+
+from ..context import lifecycle_of, settings_of, store_of
+from ..errors import ApiError
+from ..events import Event
+from ..responses import file_url
+
+PROGRESS_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def progress_token(request: web.Request) -> str | None:
+    token = request.headers.get("X-Progress-ID") or request.query.get("progress_id")
+    if token is None:
+        return None
+    if not PROGRESS_TOKEN.fullmatch(token):
+        raise ApiError(400, "bad_progress_id", "a progress id is 1-64 of A-Z a-z 0-9 _ -")
+    return "progress:" + token
+
+
+def last_event_id(request: web.Request) -> int:
+    value = request.headers.get("Last-Event-ID", "")
+    return int(value) if value.isdigit() and len(value) < 19 else 0
+
+
+async def file_events(request: web.Request) -> web.StreamResponse:
+    upload_id = request.match_info["id"]
+    upload = await store_of(request).open(upload_id)  # 404 or 410 before any stream opens
+    info = upload.info
+    events = lifecycle_of(request).events
+    latest = events.latest(upload_id)
+    if latest is None:
+        # Nothing seen here yet (written by another process, or before a restart): start
+        # from what the store says.
+        if info.is_complete:
+            url = file_url(request, info.id)
+            events.publish(
+                upload_id,
+                "complete",
+                {"id": info.id, "url": url, "size": info.length, "sha256": info.sha256},
+            )
+        else:
+            events.publish(upload_id, "progress", {"offset": info.offset, "length": info.length})
+    return await stream(request, upload_id)
+
+
+async def progress_events(request: web.Request) -> web.StreamResponse:
+    token = request.match_info["token"]
+    if not PROGRESS_TOKEN.fullmatch(token):
+        raise ApiError(404, "not_found", "no such progress id")
+    return await stream(request, "progress:" + token)
+
+
+async def stream(request: web.Request, topic: str) -> web.StreamResponse:
+    events = lifecycle_of(request).events
+    after = last_event_id(request)
+    if after == 0:
+        latest = events.latest(topic)
+        after = latest.id - 1 if latest is not None else 0  # start with the current state
+    resp = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no",  # nginx: do not buffer this response
+        }
+    )
+    await resp.prepare(request)
+    async for event in events.follow(topic, after, settings_of(request).sse_heartbeat):
+        await resp.write(frame(event))
+    await resp.write_eof()
+    return resp
+
+
+def frame(event: Event | None) -> bytes:
+    if event is None:
+        return b": heartbeat\n\n"
+    data = json.dumps(event.data, separators=(",", ":"))
+    return f"id: {event.id}\nevent: {event.type}\ndata: {data}\n\n".encode()
