@@ -8,6 +8,7 @@ from aiohttp import web
 
 from storage import DataStore
 
+from . import cors
 from .context import LIFECYCLE, SETTINGS, STORE
 from .errors import json_errors
 from .hooks import Hooks, WebHook
@@ -23,7 +24,10 @@ READ_BUFSIZE = 1 << 20
 
 def create_app(settings: Settings, store: DataStore, hooks: Hooks | None = None) -> web.Application:
     """The application. `hooks` are Python callables for embedders (see server.hooks)."""
-    app = web.Application(middlewares=[json_errors], handler_args={"read_bufsize": READ_BUFSIZE})
+    app = web.Application(
+        middlewares=[cors.preflight, json_errors], handler_args={"read_bufsize": READ_BUFSIZE}
+    )
+    app.on_response_prepare.append(cors.add_headers)
     app[SETTINGS] = settings
     app[STORE] = store
     webhook = WebHook(settings.hook_url) if settings.hook_url else None

@@ -74,6 +74,10 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         (["serve", "--log-level", "loud"], None, "--log-level"),
         (["serve", "--storage", "s3://bucket/prefix"], None, "s3://"),
         (["serve", "--no-such-flag"], None, "unrecognized"),
+        (["serve", "--cors-origin", "ftp://x"], None, "--cors-origin"),
+        (["serve", "--hook-url", "nope"], None, "--hook-url"),
+        (["serve", "--upload-ttl", "soon"], None, "--upload-ttl"),
+        (["serve", "--max-upload-size", "big"], None, "--max-upload-size"),
         (["serve"], {"SPIGOT_MAX_REQUEST_SIZE": "huge"}, "SPIGOT_MAX_REQUEST_SIZE"),
         ([], None, "required"),
     ],
@@ -93,6 +97,10 @@ def test_help_lists_env_vars() -> None:
     result = run_cli("serve", "--help")
     assert result.returncode == 0
     for name in [
+        "SPIGOT_CORS_ORIGIN",
+        "SPIGOT_HOOK_URL",
+        "SPIGOT_UPLOAD_TTL",
+        "SPIGOT_MAX_UPLOAD_SIZE",
         "SPIGOT_HOST",
         "SPIGOT_PORT",
         "SPIGOT_STORAGE",
