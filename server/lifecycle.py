@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from storage import UploadInfo, UploadSpec
+from storage import Upload, UploadInfo, UploadSpec
 
 from .errors import ApiError
 from .events import ProgressMeter, UploadEvents
@@ -49,8 +49,14 @@ class Lifecycle:
     def meter(self, info: UploadInfo, *aliases: str) -> ProgressMeter:
         return ProgressMeter(self.events, info.id, info.offset, info.length, aliases=aliases)
 
-    async def finished(self, info: UploadInfo, url: str, *aliases: str) -> None:
-        """Once per upload: the caller only calls this when its finish() completed it."""
+    async def finished(self, upload: Upload, url: str, *aliases: str) -> None:
+        """The post-finish step, once per upload.
+
+        Callers call this only from the finish() that completed the upload (under its lock);
+        the step is then recorded in the upload's info. Should the process die in between,
+        the sweep finds the upload unannounced and runs the step then (`announce_missed`).
+        """
+        info = upload.info
         await call(self.hooks.post_finish, info)
         for topic in (info.id, *aliases):
             self.events.publish(
@@ -59,6 +65,7 @@ class Lifecycle:
                 {"id": info.id, "url": url, "size": info.length, "sha256": info.sha256},
             )
         self._notify("finished", info, url)
+        await upload.mark_finish_announced()
 
     def terminated(self, info: UploadInfo, url: str, *aliases: str) -> None:
         for topic in (info.id, *aliases):

@@ -50,6 +50,33 @@ async def sweep_once(
     return removed
 
 
+ANNOUNCE_GRACE = 30.0  # a request that just finished an upload is announcing it itself
+
+
+async def announce_missed(
+    store: DataStore, lifecycle: Lifecycle, base_url: str, now: float | None = None
+) -> list[str]:
+    """Run the post-finish step for finished uploads a crash left unannounced."""
+    now = time.time() if now is None else now
+    missed = [
+        info.id
+        async for info in store.list_uploads()
+        if info.is_complete
+        and not info.finish_announced
+        and (info.completed or 0) < now - ANNOUNCE_GRACE
+    ]
+    done = []
+    for upload_id in missed:
+        with contextlib.suppress(LockTimeout, StorageError):
+            lock = store.lock(upload_id, lambda: None) if isinstance(store, Locker) else None
+            async with lock or contextlib.nullcontext():
+                upload = await store.open(upload_id)
+                if not upload.info.finish_announced:
+                    await lifecycle.finished(upload, f"{base_url}/files/{upload_id}")
+                    done.append(upload_id)
+    return done
+
+
 async def sweeper(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: run the sweep every `sweep_interval` while the app is up."""
 
@@ -58,6 +85,8 @@ async def sweeper(app: web.Application) -> AsyncIterator[None]:
             await asyncio.sleep(app[SETTINGS].sweep_interval)
             try:
                 await sweep_once(app[STORE], lifecycle=app[LIFECYCLE])
+                base = app[SETTINGS].public_url or ""
+                await announce_missed(app[STORE], app[LIFECYCLE], base)
             except Exception:
                 log.exception("expiration sweep failed")
 

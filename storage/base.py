@@ -55,6 +55,7 @@ class UploadInfo:
     metadata: dict[str, str] = field(default_factory=dict)
     partial: bool = False
     parts: list[str] = field(default_factory=list)  # ids a final concatenation was built from
+    finish_announced: bool = False  # post-finish hooks ran (see server/lifecycle.py)
     backend: dict[str, str] = field(default_factory=dict)  # private to the backend
 
     @property
@@ -127,6 +128,10 @@ class Upload(ABC):
         Idempotent: finishing a finished upload returns its info unchanged, so the
         post-finish step runs once however often a client retries.
         """
+
+    @abstractmethod
+    async def mark_finish_announced(self) -> None:
+        """Record, durably, that the post-finish step ran, so a restart does not repeat it."""
 
     @abstractmethod
     async def delete(self, gone: str | None = None) -> None:

@@ -396,6 +396,12 @@ class LocalUpload(Upload):
         self._store.remember_finished(info)
         return info
 
+    async def mark_finish_announced(self) -> None:
+        info = dataclasses.replace(self._info, finish_announced=True)
+        await self._store.run_blocking(self._store.write_info, info)
+        self._info = info
+        self._store.remember_finished(info)
+
     async def delete(self, gone: str | None = None) -> None:
         self._store.forget_hasher(self._info.id)
         self._store.forget_finished(self._info.id)

@@ -19,7 +19,7 @@ from server.app import create_app
 from server.context import LIFECYCLE, STORE
 from server.hooks import HookRejected, Hooks, WebHook
 from server.settings import Settings
-from server.sweeper import sweep_once
+from server.sweeper import announce_missed, sweep_once
 from storage import LocalStore, UploadInfo, UploadSpec
 from tests.conftest import ClientFactory, sha256, stored_files
 
@@ -254,3 +254,31 @@ async def test_dead_webhook_does_not_slow_uploads(aiohttp_client: Any, data_dir:
     for _ in range(5):
         assert (await client.post("/files/", data=b"x")).status == 201
     assert time.monotonic() - start < 2
+
+
+async def test_post_finish_survives_a_crash_and_runs_once(
+    aiohttp_client: Any, data_dir: Path
+) -> None:
+    finished: list[str] = []
+    client = await hooked_client(
+        aiohttp_client, data_dir, Hooks(post_finish=lambda info: finished.append(info.id))
+    )
+    app = client.app
+    assert app is not None
+    store, lifecycle = app[STORE], app[LIFECYCLE]
+    # As a crash would leave it: complete on disk, post-finish never run.
+    crashed = await store.create(UploadSpec(name="c", length=3))
+    await crashed.append(0, slow_body(1, 3, 0))
+    await crashed.finish()
+    # And a normal upload, announced by its own request.
+    normal = await create(client, 2)
+    await client.patch(f"/files/{normal}", data=b"ok", headers={**PATCH, "Upload-Offset": "0"})
+    assert finished == [normal]
+    later = time.time() + 60
+    assert await announce_missed(store, lifecycle, "https://f.example", now=later) == [
+        crashed.info.id
+    ]
+    assert finished == [normal, crashed.info.id]
+    assert await announce_missed(store, lifecycle, "https://f.example", now=later) == []
+    assert finished == [normal, crashed.info.id]
+    assert (await store.open(crashed.info.id)).info.finish_announced

@@ -205,7 +205,7 @@ async def tus_create(request: web.Request) -> web.Response:
         upload = await concatenate(request, store, spec, concat.parts)
         url = file_url(request, upload.info.id)
         lifecycle.created(upload.info, url)
-        await lifecycle.finished(upload.info, url)
+        await lifecycle.finished(upload, url)
     else:
         upload = await store.create(spec)
         lifecycle.created(upload.info, file_url(request, upload.info.id))
@@ -344,7 +344,7 @@ async def finish(request: web.Request, upload: Upload) -> None:
     if upload.info.is_complete:
         return
     info = await upload.finish()
-    await lifecycle_of(request).finished(info, file_url(request, info.id))
+    await lifecycle_of(request).finished(upload, file_url(request, info.id))
 
 
 # -- termination ---------------------------------------------------------------------------

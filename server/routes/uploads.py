@@ -144,7 +144,7 @@ async def _store_stream(
         lifecycle.terminated(upload.info, url, *aliases)
         raise
     meter.publish()
-    await lifecycle.finished(upload.info, url, *aliases)
+    await lifecycle.finished(upload, url, *aliases)
     return upload
 
 
