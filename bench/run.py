@@ -16,7 +16,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from bench.servers import Server, start_nginx, start_spigot
+from bench.servers import Server, start_nginx, start_spigot, start_tus_node
 from tests.conftest import write_random
 from tests.tools import require
 
@@ -42,6 +42,40 @@ def upload(server: Server, path: Path) -> tuple[float, str]:
     doc = json.loads(curl("-T", str(path), f"{server.url}/files/"))
     elapsed = time.perf_counter() - start
     return elapsed, f"{server.url}/files/{doc['id']}"
+
+
+def tus_patch(server: Server, path: Path, size: int) -> float:
+    """Seconds for one PATCH carrying the whole file into a fresh tus upload."""
+    head = curl(
+        "-i",
+        "-X",
+        "POST",
+        "-H",
+        "Tus-Resumable: 1.0.0",
+        "-H",
+        f"Upload-Length: {size}",
+        f"{server.url}/files/",
+    )
+    location = next(
+        line.split(":", 1)[1].strip()
+        for line in head.splitlines()
+        if line.lower().startswith("location:")
+    )
+    start = time.perf_counter()
+    curl(
+        "-X",
+        "PATCH",
+        "-H",
+        "Tus-Resumable: 1.0.0",
+        "-H",
+        "Content-Type: application/offset+octet-stream",
+        "-H",
+        "Upload-Offset: 0",
+        "-T",
+        str(path),
+        location,
+    )
+    return time.perf_counter() - start
 
 
 def download(url: str) -> float:
@@ -75,11 +109,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="spigot-bench-") as tmp:
         work = Path(tmp)
         source = work / "payload.bin"
-        write_random(source, args.size_mib * MIB)
+        size_bytes = args.size_mib * MIB
+        write_random(source, size_bytes)
         servers = [start_spigot(work), start_nginx(work)]
+        tus_node = start_tus_node(work)
         times: dict[str, dict[str, list[float]]] = {
-            s.name: {"upload": [], "download": [], "ranges": [], "floor": []} for s in servers
+            s.name: {"upload": [], "download": [], "ranges": [], "floor": [], "tus": []}
+            for s in [*servers, tus_node]
         }
+        tus_rss = 0
         urls: dict[str, str] = {}
         upload_rss = 0
         try:
@@ -97,10 +135,14 @@ def main() -> None:
                 # aiohttp's per-request floor: the cheapest endpoint under the same load
                 floor = small_ranges(servers[0].url + "/healthz", args.wrk_seconds)
                 times["spigot"]["floor"].append(floor)
+                before = servers[0].peak_rss()
+                for server in [servers[0], tus_node] if i % 2 == 0 else [tus_node, servers[0]]:
+                    times[server.name]["tus"].append(tus_patch(server, source, size_bytes))
+                tus_rss = max(tus_rss, servers[0].peak_rss(), before)
                 print(f"round {i + 1}/{args.rounds} done", flush=True)
             final_rss = servers[0].peak_rss()
         finally:
-            for server in servers:
+            for server in [*servers, tus_node]:
                 server.stop()
 
     size = args.size_mib * MIB
@@ -123,7 +165,7 @@ def main() -> None:
         ("4 KiB ranges (wrk -c16)", med["spigot"]["ranges"], med["nginx"]["ranges"], "req/s", 0.15),
     ]
     lines = [
-        f"## {date.today().isoformat()}: foundation (spigot vs nginx-light)",
+        f"## {date.today().isoformat()}: spigot vs nginx-light and @tus/server",
         "",
         f"{args.rounds} alternating rounds, {args.size_mib} MiB payload, medians; one worker each.",
         "",
@@ -146,6 +188,17 @@ def main() -> None:
         f"| {'yes' if upload_rss <= 64 * MIB else 'NO'} |"
     )
     lines.append(f"| spigot peak RSS, whole run | {final_rss / MIB:.0f} MiB | | | | |")
+    ours, theirs = size / med["spigot"]["tus"] / MIB, size / med["tus-node"]["tus"] / MIB
+    lines += [
+        "",
+        "| tus: one PATCH of the payload | spigot | @tus/server + file-store | ratio | target "
+        "| met |",
+        "| --- | --- | --- | --- | --- | --- |",
+        f"| throughput | {ours:,.0f} MiB/s | {theirs:,.0f} MiB/s | {ours / theirs:.2f}x | >= 2x "
+        f"| {'yes' if ours / theirs >= 2 else 'NO'} |",
+        f"| spigot peak RSS | {tus_rss / MIB:.0f} MiB | | | <= 64 MiB "
+        f"| {'yes' if tus_rss <= 64 * MIB else 'NO'} |",
+    ]
     report = "\n".join(lines) + "\n"
     print("\n" + report)
     if not args.no_record:

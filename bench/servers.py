@@ -112,3 +112,30 @@ def start_nginx(workdir: Path) -> Server:
     )
     wait_listening(port, proc)
     return Server("nginx", f"http://127.0.0.1:{port}", proc)
+
+
+BENCH_NODE = Path(__file__).with_name("node")
+
+
+def npm_ci(directory: Path) -> None:
+    if not (directory / "node_modules").is_dir():
+        subprocess.run(
+            [require("npm"), "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=directory,
+            check=True,
+        )
+
+
+def start_tus_node(workdir: Path) -> Server:
+    """@tus/server with @tus/file-store (from npm), the Node.js tus server to beat."""
+    npm_ci(BENCH_NODE)
+    port = free_port()
+    data = workdir / "tus-node-data"
+    data.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [require("node"), "tus-server.mjs", str(data), str(port)],
+        cwd=BENCH_NODE,
+        stdout=subprocess.DEVNULL,
+    )
+    wait_listening(port, proc)
+    return Server("tus-node", f"http://127.0.0.1:{port}", proc)

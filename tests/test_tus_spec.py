@@ -356,3 +356,26 @@ async def test_stuck_patch_gives_way(client: Client) -> None:
     assert r.status == 204
     assert await (await client.get(f"/files/{upload_id}")).read() == b"s" * 30_000 + b"t" * 70_000
     writer.close()
+
+
+async def test_disconnect_mid_patch_keeps_what_arrived(client: Client) -> None:
+    upload_id = await create(client, 1_000_000)
+    _, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(
+        f"PATCH /files/{upload_id} HTTP/1.1\r\nHost: t\r\nTus-Resumable: 1.0.0\r\n"
+        "Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n"
+        "Content-Length: 1000000\r\n\r\n".encode()
+        + b"k" * 400_000
+    )
+    await writer.drain()
+    await asyncio.sleep(0.2)
+    writer.transport.abort()  # the client vanishes mid-body (RST)
+    for _ in range(50):
+        h = await head(client, upload_id)
+        if h.headers["Upload-Offset"] == "400000":
+            break
+        await asyncio.sleep(0.05)
+    assert h.headers["Upload-Offset"] == "400000"
+    assert (await patch(client, upload_id, 400_000, b"m" * 600_000)).status == 204
+    data = await (await client.get(f"/files/{upload_id}")).read()
+    assert data == b"k" * 400_000 + b"m" * 600_000
