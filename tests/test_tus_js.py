@@ -1,4 +1,5 @@
-"""tus-js-client (what Uppy uses) under Node against a real spigot process."""
+"""JavaScript clients against a real spigot process: tus-js-client (what Uppy uses) under
+Node, and the browser's own EventSource in Debian's Chromium driven by playwright-core."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ NODE_DIR = Path(__file__).with_name("node")
 
 def npm_install() -> None:
     """Install the pinned JavaScript clients (package-lock.json) once per checkout."""
-    if (NODE_DIR / "node_modules" / "tus-js-client").is_dir():
+    if all((NODE_DIR / "node_modules" / p).is_dir() for p in ("tus-js-client", "playwright-core")):
         return
     result = subprocess.run(
         [require("npm"), "ci", "--no-audit", "--no-fund", "--loglevel=error"],
@@ -26,15 +27,23 @@ def npm_install() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_tus_js_client(spigot: SpigotProcess) -> None:
+def node_test(spigot: SpigotProcess, script: str, passes: int, **env: str) -> None:
     npm_install()
     result = subprocess.run(
-        [require("node"), "--test", "tus.test.mjs"],
+        [require("node"), "--test", script],
         cwd=NODE_DIR,
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "SPIGOT_URL": spigot.url},
+        env={**os.environ, "SPIGOT_URL": spigot.url, **env},
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "# pass 6" in result.stdout and "# fail 0" in result.stdout, result.stdout
+    assert f"# pass {passes}" in result.stdout and "# fail 0" in result.stdout, result.stdout
+
+
+def test_tus_js_client(spigot: SpigotProcess) -> None:
+    node_test(spigot, "tus.test.mjs", 6)
+
+
+def test_browser_eventsource(spigot: SpigotProcess) -> None:
+    node_test(spigot, "eventsource.test.mjs", 1, CHROMIUM=require("chromium"))

@@ -24,6 +24,7 @@ PACKAGES = {
     "wrk": "wrk",
     "nodejs": "node",
     "npm": "npm",
+    "chromium": "chromium",
 }
 _BY_EXECUTABLE = {exe: pkg for pkg, exe in PACKAGES.items()}
 _apt_updated = False

@@ -1,0 +1,70 @@
+// The browser's own EventSource (Debian's chromium, driven by playwright-core) following a
+// tus upload's progress on a running spigot at $SPIGOT_URL. Run by tests/test_tus_js.py.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { readFile } from 'node:fs/promises'
+import { chromium } from 'playwright-core'
+
+const BASE = process.env.SPIGOT_URL
+const TUS = { 'Tus-Resumable': '1.0.0' }
+
+test('EventSource sees progress while a PATCH streams, then complete', async () => {
+  const page_ = await fetch(`${BASE}/files/?name=eventsource.html`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'text/html; charset=utf-8' },
+    body: await readFile(new URL('./eventsource.html', import.meta.url)),
+  })
+  assert.equal(page_.status, 201)
+  const pageUrl = (await page_.json()).url
+
+  const size = 8 * 1024 * 1024
+  const created = await fetch(`${BASE}/files/`, {
+    method: 'POST', headers: { ...TUS, 'Upload-Length': String(size) },
+  })
+  assert.equal(created.status, 201)
+  const uploadUrl = created.headers.get('location')
+  const id = uploadUrl.split('/').pop()
+
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  })
+  try {
+    const page = await browser.newPage()
+    await page.goto(`${pageUrl}?upload=${id}`)
+    await page.waitForFunction(() => window.events.length > 0) // the stream is open
+
+    // One PATCH that trickles in over ~1.5 s, so progress must arrive mid-request.
+    const chunk = Buffer.alloc(size / 16, 0x61)
+    async function* trickle() {
+      for (let i = 0; i < 16; i++) {
+        yield chunk
+        await new Promise((r) => setTimeout(r, 100))
+      }
+    }
+    const patched = await fetch(uploadUrl, {
+      method: 'PATCH',
+      headers: { ...TUS, 'Content-Type': 'application/offset+octet-stream', 'Upload-Offset': '0' },
+      body: trickle(),
+      duplex: 'half',
+    })
+    assert.equal(patched.status, 204)
+
+    await page.waitForFunction(() => window.done, null, { timeout: 15000 })
+    const events = await page.evaluate(() => window.events)
+    const progress = events.filter((e) => e.type === 'progress')
+    assert.ok(progress.length >= 4, `only ${progress.length} progress events`)
+    assert.ok(progress.some((e) => e.data.offset > 0 && e.data.offset < size))
+    assert.deepEqual(progress.map((e) => e.data.offset), progress.map((e) => e.data.offset).sort((a, b) => a - b))
+    const last = events.at(-1)
+    assert.equal(last.type, 'complete')
+    assert.equal(last.data.id, id)
+    assert.equal(last.data.size, size)
+    const ids = events.map((e) => Number(e.id))
+    assert.deepEqual(ids, ids.slice().sort((a, b) => a - b))
+    assert.equal(new Set(ids).size, ids.length)
+  } finally {
+    await browser.close()
+  }
+})
