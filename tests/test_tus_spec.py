@@ -379,3 +379,27 @@ async def test_disconnect_mid_patch_keeps_what_arrived(client: Client) -> None:
     assert (await patch(client, upload_id, 400_000, b"m" * 600_000)).status == 204
     data = await (await client.get(f"/files/{upload_id}")).read()
     assert data == b"k" * 400_000 + b"m" * 600_000
+
+
+@pytest.mark.parametrize(
+    ("headers", "prefix"),
+    [
+        (
+            {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "up.example"},
+            "https://up.example/files/",
+        ),
+        ({"Forwarded": 'proto=https;host="fw.example:8443"'}, "https://fw.example:8443/files/"),
+    ],
+)
+async def test_location_behind_a_proxy(
+    client: Client, headers: dict[str, str], prefix: str
+) -> None:
+    resp = await client.post("/files/", headers={**TUS, "Upload-Length": "1", **headers})
+    assert resp.status == 201
+    assert resp.headers["Location"].startswith(prefix)
+
+
+async def test_location_with_public_url(make_client: ClientFactory) -> None:
+    client = await make_client(public_url="https://files.example/up")
+    resp = await client.post("/files/", headers={**TUS, "Upload-Length": "1"})
+    assert resp.headers["Location"].startswith("https://files.example/up/files/")
