@@ -44,6 +44,19 @@ async def head(client: Client, upload_id: str):  # type: ignore[no-untyped-def]
     return await client.head(f"/files/{upload_id}", headers=TUS)
 
 
+async def start_raw_patch(client: Client, upload_id: str, length: int, sent: bytes):  # type: ignore[no-untyped-def]
+    """A PATCH announcing `length` bytes that sends only `sent`: the client then stalls."""
+    _, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(
+        f"PATCH /files/{upload_id} HTTP/1.1\r\nHost: t\r\nTus-Resumable: 1.0.0\r\n"
+        "Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n"
+        f"Content-Length: {length}\r\n\r\n".encode()
+        + sent
+    )
+    await writer.drain()
+    return writer
+
+
 async def error_code(resp) -> str:  # type: ignore[no-untyped-def]
     return str((await resp.json())["error"]["code"])
 
@@ -338,14 +351,7 @@ async def test_stuck_patch_gives_way(client: Client) -> None:
     a new HEAD asks it to release, gets the offset of the bytes that arrived, and a new
     PATCH continues from there."""
     upload_id = await create(client, 100_000)
-    _, writer = await asyncio.open_connection(client.host, client.port)
-    writer.write(
-        f"PATCH /files/{upload_id} HTTP/1.1\r\nHost: t\r\nTus-Resumable: 1.0.0\r\n"
-        "Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n"
-        "Content-Length: 100000\r\n\r\n".encode()
-        + b"s" * 30_000
-    )
-    await writer.drain()
+    writer = await start_raw_patch(client, upload_id, 100_000, b"s" * 30_000)
     await asyncio.sleep(0.3)  # the PATCH now waits for bytes that never come
     start = time.monotonic()
     h = await head(client, upload_id)
@@ -360,14 +366,7 @@ async def test_stuck_patch_gives_way(client: Client) -> None:
 
 async def test_disconnect_mid_patch_keeps_what_arrived(client: Client) -> None:
     upload_id = await create(client, 1_000_000)
-    _, writer = await asyncio.open_connection(client.host, client.port)
-    writer.write(
-        f"PATCH /files/{upload_id} HTTP/1.1\r\nHost: t\r\nTus-Resumable: 1.0.0\r\n"
-        "Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n"
-        "Content-Length: 1000000\r\n\r\n".encode()
-        + b"k" * 400_000
-    )
-    await writer.drain()
+    writer = await start_raw_patch(client, upload_id, 1_000_000, b"k" * 400_000)
     await asyncio.sleep(0.2)
     writer.transport.abort()  # the client vanishes mid-body (RST)
     for _ in range(50):

@@ -37,14 +37,6 @@ async def failing(*parts: bytes) -> AsyncIterator[bytes]:
     raise ConnectionResetError("client went away")
 
 
-@pytest.fixture
-async def store(data_dir: Path) -> AsyncIterator[LocalStore]:
-    s = LocalStore(data_dir)
-    await s.start()
-    yield s
-    await s.close()
-
-
 async def read_all(upload: object, start: int = 0, end: int | None = None) -> bytes:
     return b"".join([c async for c in upload.read(start, end)])  # type: ignore[attr-defined]
 

@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import zlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -26,14 +25,6 @@ from storage.errors import ChecksumMismatch, LockTimeout
 from storage.hashing import ChunkVerifier
 from tests.conftest import sha256
 from tests.storage.test_local import chunks, failing, read_all
-
-
-@pytest.fixture
-async def store(data_dir: Path) -> AsyncIterator[LocalStore]:
-    s = LocalStore(data_dir)
-    await s.start()
-    yield s
-    await s.close()
 
 
 def verifier(algorithm: str, data: bytes) -> ChunkVerifier:
