@@ -301,3 +301,60 @@ async def test_deleted_behind_our_back_is_404(client: Client, data_dir: object) 
         got = await client.get(f"/files/{file_id}", headers=headers)
         assert got.status == 404
         assert (await got.json())["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("name", "declared", "csp"),
+    [
+        ("page.html", None, "sandbox"),
+        ("x.bin", "text/html", "sandbox"),
+        ("logo.svg", None, "sandbox"),
+        ("photo.png", None, None),
+        ("clip.mp4", None, None),
+        ("doc.pdf", None, None),
+    ],
+)
+async def test_active_content_is_sandboxed(
+    client: Client, name: str, declared: str | None, csp: str | None
+) -> None:
+    headers = {"Content-Type": declared} if declared else {}
+    resp = await client.post(
+        f"/files/?name={name}", data=b"<script>alert(1)</script>", headers=headers
+    )
+    file_id = (await resp.json())["id"]
+    got = await client.get(f"/files/{file_id}")
+    assert got.headers.get("Content-Security-Policy") == csp
+    assert got.headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_tus_filetype_is_validated_and_sandboxed(client: Client) -> None:
+    import base64
+
+    def meta(**kv: str) -> str:
+        return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in kv.items())
+
+    for filetype, served, csp in [
+        ("text/html", "text/html", "sandbox"),
+        ("garbage", "text/plain", None),  # an invalid type is ignored: the name decides
+    ]:
+        resp = await client.post(
+            "/files/",
+            headers={
+                "Tus-Resumable": "1.0.0",
+                "Upload-Length": "1",
+                "Upload-Metadata": meta(filename="n.txt", filetype=filetype),
+            },
+        )
+        upload_id = resp.headers["Location"].rsplit("/", 1)[1]
+        await client.patch(
+            f"/files/{upload_id}",
+            data=b"x",
+            headers={
+                "Tus-Resumable": "1.0.0",
+                "Content-Type": "application/offset+octet-stream",
+                "Upload-Offset": "0",
+            },
+        )
+        got = await client.get(f"/files/{upload_id}")
+        assert got.headers["Content-Type"].split(";")[0] == served
+        assert got.headers.get("Content-Security-Policy") == csp

@@ -7,7 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from tests.conftest import SpigotProcess
+from tests.conftest import SpigotProcess, start_spigot, stop_spigot
 from tests.tools import require
 
 NODE_DIR = Path(__file__).with_name("node")
@@ -45,5 +45,10 @@ def test_tus_js_client(spigot: SpigotProcess) -> None:
     node_test(spigot, "tus.test.mjs", 6)
 
 
-def test_browser_eventsource(spigot: SpigotProcess) -> None:
-    node_test(spigot, "eventsource.test.mjs", 1, CHROMIUM=require("chromium"))
+def test_browser_eventsource(data_dir: Path) -> None:
+    """The page lives on its own origin, so this also proves CORS for EventSource."""
+    server = start_spigot(data_dir, "--cors-origin", "*")
+    try:
+        node_test(server, "eventsource.test.mjs", 1, CHROMIUM=require("chromium"))
+    finally:
+        stop_spigot(server)

@@ -22,6 +22,7 @@ from ..context import store_of
 from ..errors import ApiError
 from ..protocol import byteranges, conditional, disposition
 from ..protocol.conditional import Outcome, Validators
+from ..protocol.media import is_active
 from ..protocol.ranges import ByteRange, Unsatisfiable, parse_range
 
 # Bodies up to this size are read in one go and sent with their headers in a single write;
@@ -39,6 +40,7 @@ class Representation:
     content_type: str
     inline: str  # Content-Disposition values
     attachment: str
+    active: bool  # a browser would run script in it: served sandboxed
 
 
 def representation(info: UploadInfo) -> Representation:
@@ -53,10 +55,12 @@ def _representation(
     # The content of a finished upload never changes, so its sha256 is a strong validator.
     v = Validators(etag=f'"{sha256}"', last_modified=datetime.fromtimestamp(int(completed), UTC))
     guessed, _ = mimetypes.guess_type(name, strict=False)
+    content_type = declared_type or guessed or "application/octet-stream"
     return Representation(
         validators=v,
         last_modified=v.http_last_modified(),
-        content_type=declared_type or guessed or "application/octet-stream",
+        content_type=content_type,
+        active=is_active(content_type),
         inline=disposition.header_for(name, attachment=False),
         attachment=disposition.header_for(name, attachment=True),
     )
@@ -102,6 +106,8 @@ async def get_file(request: web.Request) -> web.StreamResponse:
     headers["Content-Type"] = mime
     headers["Content-Disposition"] = rep.attachment if attachment else rep.inline
     headers["X-Content-Type-Options"] = "nosniff"
+    if rep.active:
+        headers["Content-Security-Policy"] = "sandbox"  # see server/protocol/media.py
 
     wanted = parse_range(request.headers.get("Range"), size)
     if wanted is not None and not conditional.range_allowed(request.headers, v):

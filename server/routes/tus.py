@@ -35,6 +35,7 @@ from ..context import lifecycle_of, settings_of, store_of
 from ..errors import ApiError, from_storage
 from ..protocol import tus
 from ..protocol.conditional import http_date
+from ..protocol.media import declared_media_type
 from ..responses import file_url
 from ..settings import Settings
 
@@ -192,7 +193,7 @@ async def tus_create(request: web.Request) -> web.Response:
 
     spec = UploadSpec(
         name=sanitize_name(metadata.get("filename") or metadata.get("name")),
-        content_type=metadata.get("filetype") or metadata.get("type") or None,
+        content_type=declared_media_type(metadata.get("filetype") or metadata.get("type")),
         length=length,
         metadata=metadata,
         expires=time.time() + settings.upload_ttl,

@@ -9,7 +9,6 @@ nothing behind.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -31,21 +30,13 @@ from ..bodies import (
 from ..context import lifecycle_of, settings_of, store_of
 from ..errors import ApiError
 from ..protocol.disposition import filename_from_header
+from ..protocol.media import declared_media_type
 from ..responses import file_json, file_url
 from ..tasks import run_to_completion
 from .events import progress_token
 
 # Should the process die mid-upload, the unfinished upload expires and is swept after this.
 ONE_SHOT_TTL = 3600.0
-
-# Types that describe how the body was sent, not what the file is.
-_TRANSPORT_TYPES = {
-    "",
-    "application/octet-stream",
-    "application/x-www-form-urlencoded",
-    "multipart/form-data",
-}
-_MEDIA_TYPE = re.compile(r"[\x21-\x7e]+/[\x21-\x7e]+(?:\s*;[\x20-\x7e]*)?")
 
 
 async def post_file(request: web.Request) -> web.Response:
@@ -156,17 +147,9 @@ async def _delete_all(uploads: list[Upload]) -> None:
 def _spec(name: str | None, content_type: str) -> UploadSpec:
     return UploadSpec(
         name=sanitize_name(name),
-        content_type=_media_type(content_type),
+        content_type=declared_media_type(content_type),
         expires=time.time() + ONE_SHOT_TTL,
     )
-
-
-def _media_type(header: str) -> str | None:
-    """The declared type if it says what the file is; None lets the name decide later."""
-    value = header.strip()
-    if value.split(";", 1)[0].strip().lower() in _TRANSPORT_TYPES:
-        return None
-    return value if len(value) <= 200 and _MEDIA_TYPE.fullmatch(value) else None
 
 
 def _created(request: web.Request, infos: list[UploadInfo]) -> web.Response:

@@ -1,22 +1,28 @@
 // The browser's own EventSource (Debian's chromium, driven by playwright-core) following a
-// tus upload's progress on a running spigot at $SPIGOT_URL. Run by tests/test_tus_js.py.
+// tus upload's progress on a running spigot at $SPIGOT_URL (started with --cors-origin),
+// from a page on another origin, as a real app would. Run by tests/test_tus_js.py.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFile } from 'node:fs/promises'
+import { createServer } from 'node:http'
 import { chromium } from 'playwright-core'
+
+// The app's own origin: serves the page, nothing else.
+async function appOrigin() {
+  const html = await readFile(new URL('./eventsource.html', import.meta.url))
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' })
+    res.end(html)
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return { server, url: `http://127.0.0.1:${server.address().port}/` }
+}
 
 const BASE = process.env.SPIGOT_URL
 const TUS = { 'Tus-Resumable': '1.0.0' }
 
 test('EventSource sees progress while a PATCH streams, then complete', async () => {
-  const page_ = await fetch(`${BASE}/files/?name=eventsource.html`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'text/html; charset=utf-8' },
-    body: await readFile(new URL('./eventsource.html', import.meta.url)),
-  })
-  assert.equal(page_.status, 201)
-  const pageUrl = (await page_.json()).url
-
+  const app = await appOrigin()
   const size = 8 * 1024 * 1024
   const created = await fetch(`${BASE}/files/`, {
     method: 'POST', headers: { ...TUS, 'Upload-Length': String(size) },
@@ -32,7 +38,7 @@ test('EventSource sees progress while a PATCH streams, then complete', async () 
   })
   try {
     const page = await browser.newPage()
-    await page.goto(`${pageUrl}?upload=${id}`)
+    await page.goto(`${app.url}?events=${encodeURIComponent(`${BASE}/files/${id}/events`)}`)
     await page.waitForFunction(() => window.events.length > 0) // the stream is open
 
     // One PATCH that trickles in over ~1.5 s, so progress must arrive mid-request.
@@ -66,5 +72,6 @@ test('EventSource sees progress while a PATCH streams, then complete', async () 
     assert.equal(new Set(ids).size, ids.length)
   } finally {
     await browser.close()
+    app.server.close()
   }
 })
