@@ -9,6 +9,13 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
+def detach(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+    """A task whose failure nobody needs to collect if its awaiter has gone."""
+    task = asyncio.ensure_future(coro)
+    task.add_done_callback(_retrieve)
+    return task
+
+
 async def run_to_completion(coro: Coroutine[Any, Any, T]) -> T:
     """Await `coro` in its own task, which goes on even if the caller is cancelled.
 
@@ -17,9 +24,7 @@ async def run_to_completion(coro: Coroutine[Any, Any, T]) -> T:
     still create files, with no one left to delete them. Shielded, the work instead sees the
     request body fail (aiohttp sets the connection error on it) and runs its own cleanup.
     """
-    task = asyncio.ensure_future(coro)
-    task.add_done_callback(_retrieve)
-    return await asyncio.shield(task)
+    return await asyncio.shield(detach(coro))
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:

@@ -38,6 +38,7 @@ from ..protocol.conditional import http_date
 from ..protocol.media import declared_media_type
 from ..responses import file_url
 from ..settings import Settings
+from ..tasks import detach
 
 T = TypeVar("T")
 
@@ -127,7 +128,9 @@ async def tus_options(request: web.Request) -> web.Response:
 # -- locking -------------------------------------------------------------------------------
 
 
-def locked(store: DataStore, upload_id: str, release: Callable[[], None]) -> Any:
+def locked(
+    store: DataStore, upload_id: str, release: Callable[[], None]
+) -> AbstractAsyncContextManager[Any]:
     if isinstance(store, Locker):
         return store.lock(upload_id, release)
     return nullcontext()
@@ -152,9 +155,8 @@ async def exclusive(
             task.cancel()
 
     async def run() -> T:
-        lock: AbstractAsyncContextManager[Any] = locked(store_of(request), upload_id, release)
         try:
-            async with lock:
+            async with locked(store_of(request), upload_id, release):
                 return await work()
         except asyncio.CancelledError:
             if released:
@@ -163,8 +165,7 @@ async def exclusive(
                 ) from None
             raise
 
-    task = asyncio.ensure_future(run())
-    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    task = detach(run())
     return await asyncio.shield(task)
 
 
