@@ -9,12 +9,15 @@ import os
 import signal
 import socket
 import sys
+import time
 from typing import NoReturn
 
 from aiohttp import web
 
 from .app import create_app
-from .settings import SettingError, Settings
+from .protocol.signing import signed_query
+from .protocol.ssrf import Refused, check_url
+from .settings import SettingError, Settings, parse_duration
 from .storage_factory import open_store
 
 
@@ -29,15 +32,36 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(prog="spigot", description="Streaming server for very large files.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
     serve = commands.add_parser("serve", help="run the HTTP server")
-    for opt in Settings.options():
-        serve.add_argument(
-            "--" + opt.name.replace("_", "-"),
-            dest=opt.name,
-            default=None,
-            metavar=opt.metadata["metavar"] or None,
-            help=f"{opt.metadata['help']} [env SPIGOT_{opt.name.upper()}]",
-        )
+    add_settings(serve)
+    sign = commands.add_parser("sign-url", help="print a signed /proxy link for a URL")
+    sign.add_argument("url", help="the upstream URL (http or https)")
+    sign.add_argument(
+        "--expires-in", default="24h", help="how long the link stays valid (default 24h)"
+    )
+    add_settings(sign)
     return parser
+
+
+def add_settings(parser: argparse.ArgumentParser) -> None:
+    for opt in Settings.options():
+        help_text = f"{opt.metadata['help']} [env SPIGOT_{opt.name.upper()}]"
+        if opt.metadata["flag"]:
+            parser.add_argument(
+                "--" + opt.name.replace("_", "-"),
+                dest=opt.name,
+                action="store_const",
+                const="1",
+                default=None,
+                help=help_text,
+            )
+        else:
+            parser.add_argument(
+                "--" + opt.name.replace("_", "-"),
+                dest=opt.name,
+                default=None,
+                metavar=opt.metadata["metavar"] or None,
+                help=help_text,
+            )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -47,6 +71,9 @@ def main(argv: list[str] | None = None) -> None:
         settings = Settings.resolve(vars(args), os.environ)
     except SettingError as exc:
         parser.exit(2, f"spigot: error: {exc}\n")
+    if args.command == "sign-url":
+        print(sign_url(settings, args.url, args.expires_in))
+        return
     if args.command == "serve":
         logging.basicConfig(
             level=settings.log_level_number, format="%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -57,6 +84,18 @@ def main(argv: list[str] | None = None) -> None:
             pass
         except OSError as exc:  # port in use, storage not writable, ...
             parser.exit(1, f"spigot: error: {exc}\n")
+
+
+def sign_url(settings: Settings, url: str, expires_in: str) -> str:
+    if not settings.secret:
+        raise SystemExit("spigot: error: sign-url needs --secret or SPIGOT_SECRET")
+    try:
+        check_url(url)
+        ttl = parse_duration(expires_in)
+    except (Refused, SettingError) as exc:
+        raise SystemExit(f"spigot: error: {exc}") from None
+    base = settings.public_url or f"http://{settings.host}:{settings.port}"
+    return f"{base}/proxy?{signed_query(settings.secret, url, int(time.time() + ttl))}"
 
 
 async def serve(settings: Settings) -> None:

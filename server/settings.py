@@ -108,8 +108,47 @@ def parse_hook_url(value: str) -> str | None:
     return value
 
 
-def _option(default: Any, parse: Callable[[str], Any], help: str, metavar: str = "") -> Any:
-    return field(default=default, metadata={"parse": parse, "help": help, "metavar": metavar})
+def parse_bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise SettingError(f"{value!r} is not true or false")
+
+
+def parse_secret(value: str) -> str | None:
+    if not value:
+        return None
+    if len(value) < 16:
+        raise SettingError("the secret must be at least 16 characters")
+    return value
+
+
+def parse_content_types(value: str) -> tuple[str, ...]:
+    types = tuple(t.strip().lower() for t in value.split(",") if t.strip())
+    for t in types:
+        if not re.fullmatch(r"[a-z0-9.+-]+/(\*|[a-z0-9.+-]+)", t):
+            raise SettingError(f"{t!r} is not a media type or pattern like image/*")
+    return types
+
+
+def _option(
+    default: Any,
+    parse: Callable[[str], Any],
+    help: str,
+    metavar: str = "",
+    *,
+    flag: bool = False,
+    secret: bool = False,
+) -> Any:
+    """One setting. `flag`: a switch on the command line. `secret`: never shown by repr,
+    so it cannot reach a log line or a traceback."""
+    return field(
+        default=default,
+        repr=not secret,
+        metadata={"parse": parse, "help": help, "metavar": metavar, "flag": flag},
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +181,32 @@ class Settings:
     )
     sse_heartbeat: float = _option(
         15.0, parse_duration, "comment sent on quiet event streams to keep them open", "TIME"
+    )
+    secret: str | None = _option(
+        None, parse_secret, "key that signs proxy links (use the env var)", "KEY", secret=True
+    )
+    proxy_unsigned: bool = _option(
+        False,
+        parse_bool,
+        "UNSAFE, trusted networks only: proxy URLs without a signature",
+        flag=True,
+    )
+    proxy_allow_private: bool = _option(
+        False,
+        parse_bool,
+        "UNSAFE, tests and development only: proxy to private addresses",
+        flag=True,
+    )
+    proxy_max_size: int = _option(0, parse_size, "largest proxied body; 0 means unlimited", "SIZE")
+    proxy_content_types: tuple[str, ...] = _option(
+        (), parse_content_types, "only proxy these types, e.g. image/*,video/*", "TYPES"
+    )
+    proxy_connect_timeout: float = _option(5.0, parse_duration, "upstream connect timeout", "TIME")
+    proxy_first_byte_timeout: float = _option(
+        15.0, parse_duration, "upstream time to response headers", "TIME"
+    )
+    proxy_idle_timeout: float = _option(
+        30.0, parse_duration, "upstream silence allowed between chunks", "TIME"
     )
     public_url: str | None = _option(
         None, parse_public_url, "external base URL used in Location headers", "URL"

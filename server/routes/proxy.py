@@ -1,0 +1,153 @@
+"""`GET`/`HEAD /proxy?url=...&expires=...&sig=...`: stream a remote file, safely.
+
+Bytes are passed on as the upstream delivers them: each `write` waits for the client's
+socket to drain, and the upstream connection pauses while it does (aiohttp's small read
+buffer), so a slow client slows the upstream instead of filling memory. Headers go both
+ways through allowlists, as in go-camo: no cookies or credentials reach the upstream, and
+nothing but describing headers come back. Signing, address checks and redirects: see
+server/protocol/signing.py, server/protocol/ssrf.py and server/upstream.py.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from ..context import SETTINGS, settings_of
+from ..errors import ApiError
+from ..protocol import signing
+from ..protocol.ssrf import Refused
+from ..settings import Settings
+from ..upstream import Timeouts, guarded_session, open_upstream
+
+log = logging.getLogger("spigot.proxy")
+
+FORWARD_REQUEST = ("Accept", "Accept-Language", "Range", "If-None-Match", "If-Modified-Since")
+FORWARD_RESPONSE = (
+    "Content-Type",
+    "Content-Length",
+    "Content-Range",
+    "Accept-Ranges",
+    "ETag",
+    "Last-Modified",
+    "Cache-Control",
+    "Expires",
+)
+ALWAYS = {
+    "X-Content-Type-Options": "nosniff",
+    # Media may display; nothing in a proxied document may run or load anything.
+    "Content-Security-Policy": "default-src 'none'; img-src data:; media-src data:; "
+    "style-src 'unsafe-inline'; sandbox",
+}
+
+UPSTREAM = web.AppKey("upstream", aiohttp.ClientSession)
+
+
+def timeouts(settings: Settings) -> Timeouts:
+    return Timeouts(
+        settings.proxy_connect_timeout,
+        settings.proxy_first_byte_timeout,
+        settings.proxy_idle_timeout,
+    )
+
+
+async def upstream_session(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: one guarded client session, shared by all proxy requests."""
+    settings = app[SETTINGS]
+    app[UPSTREAM] = guarded_session(timeouts(settings), settings.proxy_allow_private)
+    yield
+    await app[UPSTREAM].close()
+
+
+def authorise(request: web.Request, settings: Settings, url: str) -> None:
+    if settings.proxy_unsigned:
+        return
+    if not settings.secret:
+        raise ApiError(403, "proxy_disabled", "the proxy needs --secret (or --proxy-unsigned)")
+    why = signing.verify(
+        settings.secret, url, request.query.get("expires"), request.query.get("sig"), time.time()
+    )
+    if why is not None:
+        raise ApiError(403, "bad_signature", why)
+
+
+def type_allowed(content_type: str, patterns: tuple[str, ...]) -> bool:
+    essence = content_type.split(";", 1)[0].strip().lower()
+    return not patterns or any(fnmatch.fnmatchcase(essence, p) for p in patterns)
+
+
+async def proxy(request: web.Request) -> web.StreamResponse:
+    settings = settings_of(request)
+    url = request.query.get("url")
+    if not url:
+        raise ApiError(400, "missing_url", "pass the target as ?url=")
+    authorise(request, settings, url)
+    forward = {h: request.headers[h] for h in FORWARD_REQUEST if h in request.headers}
+    try:
+        upstream = await open_upstream(
+            request.app[UPSTREAM],
+            request.method,
+            url,
+            forward,
+            timeouts(settings),
+            settings.proxy_allow_private,
+        )
+    except Refused as exc:
+        raise ApiError(403, "refused_target", str(exc)) from None
+    except TimeoutError:
+        raise ApiError(504, "upstream_timeout", "the upstream did not answer in time") from None
+    except aiohttp.ClientError as exc:
+        raise ApiError(
+            502, "upstream_unreachable", f"could not reach the upstream: {exc}"
+        ) from None
+    try:
+        return await relay(request, settings, upstream)
+    finally:
+        upstream.release()
+
+
+async def relay(
+    request: web.Request, settings: Settings, upstream: aiohttp.ClientResponse
+) -> web.StreamResponse:
+    if upstream.status >= 500:
+        raise ApiError(502, "upstream_error", f"the upstream answered {upstream.status}")
+    if upstream.status >= 400 and upstream.status != 416:
+        raise ApiError(
+            upstream.status, "upstream_refused", f"the upstream answered {upstream.status}"
+        )
+    content_type = upstream.headers.get("Content-Type", "application/octet-stream")
+    if upstream.status != 304 and not type_allowed(content_type, settings.proxy_content_types):
+        raise ApiError(415, "type_not_allowed", f"{content_type} is not proxied here")
+    cap = settings.proxy_max_size
+    if cap and (upstream.content_length or 0) > cap:
+        raise ApiError(413, "too_large", f"the upstream body is larger than {cap} bytes")
+
+    headers = {h: upstream.headers[h] for h in FORWARD_RESPONSE if h in upstream.headers}
+    resp = web.StreamResponse(status=upstream.status, headers={**headers, **ALWAYS})
+    if upstream.content_length is not None:
+        resp.content_length = upstream.content_length
+    await resp.prepare(request)
+    if request.method == "HEAD" or upstream.status == 304:
+        await resp.write_eof()
+        return resp
+    sent = 0
+    try:
+        async for chunk in upstream.content.iter_any():
+            sent += len(chunk)
+            if cap and sent > cap:
+                raise ValueError("grew past --proxy-max-size")
+            await resp.write(chunk)
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        # Ending cleanly would hand the client a truncated file that looks whole: reset the
+        # connection instead, so it can tell.
+        log.info("upstream body failed after %d bytes: %s", sent, exc)
+        if request.transport is not None:
+            request.transport.abort()
+        return resp
+    await resp.write_eof()
+    return resp
