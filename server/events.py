@@ -46,7 +46,7 @@ class UploadEvents:
             return  # nothing follows a terminal event
         topic.last_id += 1
         topic.events.append(Event(topic.last_id, type, data))
-        if type in TERMINAL:
+        if type in TERMINAL or type == "error":
             topic.ended_at = time.monotonic()
         topic.changed.set()
         topic.changed = asyncio.Event()  # waiters hold the old one, now set
@@ -57,12 +57,13 @@ class UploadEvents:
         return topic.events[-1] if topic and topic.events else None
 
     async def follow(
-        self, upload_id: str, after: int, heartbeat: float
+        self, upload_id: str, after: int, heartbeat: float, terminal: tuple[str, ...] = ()
     ) -> AsyncIterator[Event | None]:
         """Events with id > `after`, as they come; None every `heartbeat` seconds of quiet.
 
-        Ends after a terminal event.
+        Ends after a terminal event (TERMINAL, or one of `terminal`).
         """
+        ends = TERMINAL | set(terminal)
         topic = self._topics.setdefault(upload_id, Topic())
         cursor = after
         while True:
@@ -70,7 +71,7 @@ class UploadEvents:
             for event in fresh:
                 cursor = event.id
                 yield event
-                if event.type in TERMINAL:
+                if event.type in ends:
                     return
             waiter = topic.changed
             try:

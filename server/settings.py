@@ -108,6 +108,12 @@ def parse_hook_url(value: str) -> str | None:
     return value
 
 
+def _positive(value: str, name: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise SettingError(f"{value!r} is not a positive whole number")
+    return int(value)
+
+
 def parse_bool(value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -207,6 +213,19 @@ class Settings:
     )
     proxy_idle_timeout: float = _option(
         30.0, parse_duration, "upstream silence allowed between chunks", "TIME"
+    )
+    import_concurrency: int = _option(
+        4, lambda v: _positive(v, "import_concurrency"), "imports fetched at once", "N"
+    )
+    import_queue: int = _option(
+        100, lambda v: _positive(v, "import_queue"), "imports that may wait; more get 429", "N"
+    )
+    import_token: str | None = _option(
+        None,
+        parse_secret,
+        "if set, POST /imports needs Authorization: Bearer TOKEN",
+        "TOKEN",
+        secret=True,
     )
     public_url: str | None = _option(
         None, parse_public_url, "external base URL used in Location headers", "URL"

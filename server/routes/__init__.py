@@ -6,6 +6,7 @@ from .downloads import get_file
 from .events import file_events, progress_events
 from .files import delete_file, list_files
 from .health import healthz
+from .imports import create_import, import_events, import_status, importer
 from .proxy import proxy, upstream_session
 from .tus import is_tus, method_override, tus_create, tus_delete, tus_head, tus_options, tus_patch
 from .uploads import expect_continue, post_file, put_file
@@ -44,3 +45,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/progress/{token}/events", progress_events)
     r.add_get("/proxy", proxy)  # add_get also answers HEAD
     app.cleanup_ctx.append(upstream_session)
+    r.add_post("/imports", create_import)
+    r.add_get("/imports/{id}", import_status)
+    r.add_get("/imports/{id}/events", import_events)
+    app.cleanup_ctx.append(importer)

@@ -67,7 +67,9 @@ async def progress_events(request: web.Request) -> web.StreamResponse:
     return await stream(request, "progress:" + token)
 
 
-async def stream(request: web.Request, topic: str) -> web.StreamResponse:
+async def stream(
+    request: web.Request, topic: str, terminal: tuple[str, ...] = ()
+) -> web.StreamResponse:
     events = lifecycle_of(request).events
     after = last_event_id(request)
     if after == 0:
@@ -81,7 +83,8 @@ async def stream(request: web.Request, topic: str) -> web.StreamResponse:
         }
     )
     await resp.prepare(request)
-    async for event in events.follow(topic, after, settings_of(request).sse_heartbeat):
+    heartbeat = settings_of(request).sse_heartbeat
+    async for event in events.follow(topic, after, heartbeat, terminal):
         await resp.write(frame(event))
     await resp.write_eof()
     return resp

@@ -1,0 +1,267 @@
+"""Server-side import from a URL: fetch a remote file into storage in the background.
+
+Every import goes through the proxy's guarded client (the same SSRF rules and size limit)
+and into the configured store through the DataStore interface, so disk and S3 work alike.
+A dropped upstream connection is resumed from the bytes already stored when the upstream
+supports ranges (`Range` + `If-Range`, so a changed file is never spliced), with backoff;
+otherwise the import fails and its partial file is removed. Jobs run at most
+`--import-concurrency` at a time; more wait in a bounded queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from storage import DataStore, StorageError, Upload, UploadSpec
+from storage.names import sanitize_name
+
+from .events import UploadEvents
+from .lifecycle import Lifecycle
+from .protocol.media import declared_media_type
+from .protocol.ssrf import Refused
+from .settings import Settings
+from .upstream import Timeouts, open_upstream
+
+log = logging.getLogger("spigot.imports")
+
+ATTEMPTS = 5
+BACKOFF = 0.5  # seconds, doubled per retry
+KEEP_FINISHED = 1000  # finished jobs remembered for GET /imports/{id}
+
+
+class ImportRejected(Exception):
+    """The import cannot even be queued (queue full)."""
+
+
+class ImportFailed(Exception):
+    pass
+
+
+@dataclass
+class ImportJob:
+    id: str
+    url: str
+    name: str | None
+    state: str = "queued"  # queued, running, complete, error
+    received: int = 0
+    total: int | None = None
+    file_id: str | None = None
+    error: str | None = None
+    created: float = field(default_factory=time.time)
+
+    def topic(self) -> str:
+        return f"import:{self.id}"
+
+    def to_json(self, base_url: str) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "url": self.url,
+            "state": self.state,
+            "bytes": self.received,
+            "total": self.total,
+            "file": f"{base_url}/files/{self.file_id}" if self.file_id else None,
+            "error": self.error,
+            "events": f"/imports/{self.id}/events",
+        }
+
+
+class Importer:
+    def __init__(
+        self,
+        settings: Settings,
+        store: DataStore,
+        lifecycle: Lifecycle,
+        session: aiohttp.ClientSession,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._lifecycle = lifecycle
+        self._session = session
+        self._slots = asyncio.Semaphore(settings.import_concurrency)
+        self._waiting = 0
+        self._jobs: OrderedDict[str, ImportJob] = OrderedDict()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def events(self) -> UploadEvents:
+        return self._lifecycle.events
+
+    def get(self, job_id: str) -> ImportJob | None:
+        return self._jobs.get(job_id)
+
+    def submit(self, url: str, name: str | None, base_url: str) -> ImportJob:
+        if self._waiting >= self._settings.import_queue:
+            raise ImportRejected("too many imports are waiting; try again later")
+        job = ImportJob(id=secrets.token_urlsafe(16), url=url, name=name)
+        self._jobs[job.id] = job
+        while len(self._jobs) > KEEP_FINISHED and next(iter(self._jobs.values())).state in (
+            "complete",
+            "error",
+        ):
+            self._jobs.popitem(last=False)
+        self._waiting += 1
+        task = asyncio.create_task(self._run(job, base_url))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return job
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _run(self, job: ImportJob, base_url: str) -> None:
+        try:
+            async with self._slots:
+                self._waiting -= 1
+                job.state = "running"
+                self._progress(job)
+                upload = await self._fetch(job)
+        except (ImportFailed, Refused, StorageError) as exc:
+            self._fail(job, str(exc))
+            return
+        except asyncio.CancelledError:
+            self._fail(job, "the server shut down")
+            raise
+        except Exception as exc:  # never let a background job die silently
+            log.exception("import %s failed", job.id)
+            self._fail(job, f"internal error: {type(exc).__name__}")
+            return
+        job.state = "complete"
+        job.file_id = upload.info.id
+        url = f"{base_url}/files/{upload.info.id}"
+        await self._lifecycle.finished(upload, url)
+        self.events.publish(
+            job.topic(),
+            "complete",
+            {
+                "id": job.id,
+                "file": {
+                    "id": upload.info.id,
+                    "url": url,
+                    "size": upload.info.length,
+                    "sha256": upload.info.sha256,
+                },
+            },
+        )
+
+    def _fail(self, job: ImportJob, message: str) -> None:
+        job.state, job.error = "error", message
+        self.events.publish(job.topic(), "error", {"id": job.id, "message": message})
+
+    def _progress(self, job: ImportJob) -> None:
+        self.events.publish(job.topic(), "progress", {"bytes": job.received, "total": job.total})
+
+    async def _fetch(self, job: ImportJob) -> Upload:
+        settings = self._settings
+        timeouts = Timeouts(
+            settings.proxy_connect_timeout,
+            settings.proxy_first_byte_timeout,
+            settings.proxy_idle_timeout,
+        )
+        upload: Upload | None = None
+        validator: str | None = None
+        delay = BACKOFF
+        try:
+            for attempt in range(1, ATTEMPTS + 1):
+                offset = upload.info.offset if upload else 0
+                headers = {}
+                if offset:
+                    headers = {"Range": f"bytes={offset}-"}
+                    if validator:
+                        headers["If-Range"] = validator
+                try:
+                    response = await open_upstream(
+                        self._session,
+                        "GET",
+                        job.url,
+                        headers,
+                        timeouts,
+                        settings.proxy_allow_private,
+                    )
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    if attempt == ATTEMPTS:
+                        raise ImportFailed(f"could not reach the upstream: {exc}") from None
+                else:
+                    try:
+                        if upload is None:
+                            upload, validator = await self._begin(job, response)
+                        else:
+                            self._check_resume(response, offset)
+                        await self._receive(job, upload, response)
+                        if upload.info.length is None or upload.info.offset == upload.info.length:
+                            await upload.finish()
+                            return upload
+                    except (aiohttp.ClientError, TimeoutError) as exc:
+                        resumable = validator is not None and upload is not None
+                        if not resumable or attempt == ATTEMPTS:
+                            raise ImportFailed(f"the upstream connection failed: {exc}") from None
+                    finally:
+                        response.release()
+                await asyncio.sleep(delay)
+                delay *= 2
+            raise ImportFailed("the upstream kept failing")
+        except BaseException:
+            if upload is not None:
+                await asyncio.shield(upload.delete())
+            raise
+
+    async def _begin(
+        self, job: ImportJob, response: aiohttp.ClientResponse
+    ) -> tuple[Upload, str | None]:
+        if response.status != 200:
+            raise ImportFailed(f"the upstream answered {response.status}")
+        total = response.content_length
+        cap = self._settings.proxy_max_size
+        if cap and total is not None and total > cap:
+            raise ImportFailed(f"the file is larger than {cap} bytes")
+        job.total = total
+        name = job.name or job.url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+        upload = await self._store.create(
+            UploadSpec(
+                name=sanitize_name(name),
+                content_type=declared_media_type(response.headers.get("Content-Type")),
+                length=total,
+                expires=time.time() + self._settings.upload_ttl,
+            )
+        )
+        ranges = response.headers.get("Accept-Ranges", "").lower() == "bytes"
+        validator = response.headers.get("ETag") or response.headers.get("Last-Modified")
+        return upload, validator if ranges and total is not None else None
+
+    def _check_resume(self, response: aiohttp.ClientResponse, offset: int) -> None:
+        content_range = response.headers.get("Content-Range", "")
+        if response.status != 206 or not content_range.startswith(f"bytes {offset}-"):
+            raise ImportFailed("the upstream file changed or no longer serves ranges")
+
+    async def _receive(
+        self, job: ImportJob, upload: Upload, response: aiohttp.ClientResponse
+    ) -> None:
+        cap = self._settings.proxy_max_size
+        last = 0.0
+
+        async def chunks() -> Any:
+            nonlocal last
+            async for chunk in response.content.iter_any():
+                job.received += len(chunk)
+                if cap and job.received > cap:
+                    raise ImportFailed(f"the file grew past {cap} bytes")
+                now = time.monotonic()
+                if now - last >= 0.25:
+                    last = now
+                    self._progress(job)
+                yield chunk
+
+        try:
+            await upload.append(upload.info.offset, chunks())
+        finally:
+            job.received = upload.info.offset  # what is stored, not what was in flight
+            self._progress(job)
