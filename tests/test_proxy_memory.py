@@ -1,0 +1,72 @@
+"""A slow client must slow the upstream, not fill the proxy's memory: 300 MiB at 5 MB/s."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import socket
+from pathlib import Path
+from urllib.parse import quote
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from tests.conftest import start_spigot, stop_spigot
+from tests.processes import peak_rss
+
+MIB = 1 << 20
+SIZE = 300 * MIB
+RATE = 5_000_000  # bytes per second
+BLOCK = bytes(range(256)) * 4096  # 1 MiB
+
+
+async def serve_big(request: web.Request) -> web.StreamResponse:
+    resp = web.StreamResponse(headers={"Content-Type": "video/mp4"})
+    resp.content_length = SIZE
+    await resp.prepare(request)
+    for _ in range(SIZE // MIB):
+        await resp.write(BLOCK)  # waits whenever the proxy stops reading
+    return resp
+
+
+async def slow_get(host: str, port: int, path: str) -> tuple[int, str]:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (host, port))
+    reader, writer = await asyncio.open_connection(sock=sock, limit=256 * 1024)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 "), head
+    digest, received = hashlib.sha256(), 0
+    tick = 0.1
+    while chunk := await reader.read(int(RATE * tick)):
+        digest.update(chunk)
+        received += len(chunk)
+        await asyncio.sleep(len(chunk) / RATE)
+    writer.close()
+    return received, digest.hexdigest()
+
+
+async def test_slow_client_keeps_proxy_memory_bounded(data_dir: Path) -> None:
+    app = web.Application()
+    app.router.add_get("/big", serve_big)
+    upstream = TestServer(app, host="127.0.0.1")
+    await upstream.start_server()
+    proxy = await asyncio.to_thread(
+        start_spigot, data_dir, "--proxy-allow-private", "--proxy-unsigned"
+    )
+    try:
+        host, port = proxy.url.removeprefix("http://").split(":")
+        path = "/proxy?url=" + quote(str(upstream.make_url("/big")), safe="")
+        before = peak_rss(proxy.pid)
+        received, digest = await slow_get(host, int(port), path)
+        after = peak_rss(proxy.pid)
+    finally:
+        await asyncio.to_thread(stop_spigot, proxy)
+        await upstream.close()
+    expected = hashlib.sha256()
+    for _ in range(SIZE // MIB):
+        expected.update(BLOCK)
+    assert received == SIZE and digest == expected.hexdigest()
+    assert after - before < 16 * MIB, f"proxy grew by {(after - before) / MIB:.1f} MiB"
