@@ -15,6 +15,7 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
+from urllib.parse import quote
 
 from bench.servers import Server, start_nginx, start_spigot, start_tus_node
 from tests.conftest import write_random
@@ -78,6 +79,34 @@ def tus_patch(server: Server, path: Path, size: int) -> float:
     return time.perf_counter() - start
 
 
+def first_byte(url: str) -> float:
+    """Seconds to the first byte of the response."""
+    return float(curl("-o", "/dev/null", "-w", "%{time_starttransfer}", url))
+
+
+def proxied(spigot: Server, url: str) -> str:
+    return f"{spigot.url}/proxy?url={quote(url, safe='')}"
+
+
+def slow_client_rss(spigot: Server, url: str, seconds: int) -> int:
+    """spigot's peak RSS after a client has read through the proxy at 5 MB/s for a while."""
+    subprocess.run(
+        [
+            require("curl"),
+            "-sS",
+            "-o",
+            "/dev/null",
+            "--limit-rate",
+            "5M",
+            "--max-time",
+            str(seconds),
+            proxied(spigot, url),
+        ],
+        check=False,
+    )
+    return spigot.peak_rss()
+
+
 def download(url: str) -> float:
     start = time.perf_counter()
     curl("-o", "/dev/null", url)
@@ -111,10 +140,22 @@ def main() -> None:
         source = work / "payload.bin"
         size_bytes = args.size_mib * MIB
         write_random(source, size_bytes)
+        write_random(work / "small.bin", 4096)
         servers = [start_spigot(work), start_nginx(work)]
+        curl("-T", str(work / "small.bin"), f"{servers[1].url}/small.bin")
         tus_node = start_tus_node(work)
         times: dict[str, dict[str, list[float]]] = {
-            s.name: {"upload": [], "download": [], "ranges": [], "floor": [], "tus": []}
+            s.name: {
+                "upload": [],
+                "download": [],
+                "ranges": [],
+                "floor": [],
+                "tus": [],
+                "direct": [],
+                "proxied": [],
+                "ttfb_direct": [],
+                "ttfb_proxied": [],
+            }
             for s in [*servers, tus_node]
         }
         tus_rss = 0
@@ -139,8 +180,18 @@ def main() -> None:
                 for server in [servers[0], tus_node] if i % 2 == 0 else [tus_node, servers[0]]:
                     times[server.name]["tus"].append(tus_patch(server, source, size_bytes))
                 tus_rss = max(tus_rss, servers[0].peak_rss(), before)
+                # the proxy: nginx serves the payload; fetch it directly and through spigot
+                spigot, upstream = servers[0], urls["nginx"]
+                legs = [("direct", upstream), ("proxied", proxied(spigot, upstream))]
+                for leg, url in legs if i % 2 == 0 else legs[::-1]:
+                    times["spigot"][leg].append(download(url))
+                small = f"{servers[1].url}/small.bin"
+                for _ in range(20):
+                    times["spigot"]["ttfb_direct"].append(first_byte(small))
+                    times["spigot"]["ttfb_proxied"].append(first_byte(proxied(spigot, small)))
                 print(f"round {i + 1}/{args.rounds} done", flush=True)
             final_rss = servers[0].peak_rss()
+            slow_rss = slow_client_rss(servers[0], urls["nginx"], args.wrk_seconds * 2)
         finally:
             for server in [*servers, tus_node]:
                 server.stop()
@@ -198,6 +249,19 @@ def main() -> None:
         f"| {'yes' if ours / theirs >= 2 else 'NO'} |",
         f"| spigot peak RSS | {tus_rss / MIB:.0f} MiB | | | <= 64 MiB "
         f"| {'yes' if tus_rss <= 64 * MIB else 'NO'} |",
+    ]
+    direct = size / med["spigot"]["direct"] / MIB
+    through = size / med["spigot"]["proxied"] / MIB
+    added_ms = (med["spigot"]["ttfb_proxied"] - med["spigot"]["ttfb_direct"]) * 1000
+    lines += [
+        "",
+        "| proxy: the payload from nginx | direct | through spigot | ratio | target | met |",
+        "| --- | --- | --- | --- | --- | --- |",
+        f"| download | {direct:,.0f} MiB/s | {through:,.0f} MiB/s | {through / direct:.2f}x "
+        f"| >= 0.8x | {'yes' if through / direct >= 0.8 else 'NO'} |",
+        f"| median added time to first byte | | {added_ms:.1f} ms | | <= 5 ms "
+        f"| {'yes' if added_ms <= 5 else 'NO'} |",
+        f"| spigot peak RSS after a 5 MB/s client | | {slow_rss / MIB:.0f} MiB | | | |",
     ]
     report = "\n".join(lines) + "\n"
     print("\n" + report)

@@ -66,6 +66,9 @@ def start_spigot(workdir: Path) -> Server:
             "0",
             "--log-level",
             "warning",
+            # the proxy benchmark's upstream is nginx on loopback: bench only
+            "--proxy-allow-private",
+            "--proxy-unsigned",
         ],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,

@@ -22,6 +22,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from .protocol.ssrf import Refused, check_address, check_url, literal_address
 
 REDIRECTS = (301, 302, 303, 307, 308)
+UPSTREAM_WINDOW = 1 << 20
 MAX_REDIRECTS = 3
 
 
@@ -67,6 +68,11 @@ def guarded_session(
             total=None, sock_connect=timeouts.connect, sock_read=timeouts.idle
         ),
         auto_decompress=False,  # bytes pass through exactly as the upstream sent them
+        # The read-ahead window per upstream. Relaying 512 MiB from nginx on loopback
+        # measured 316 MiB/s with aiohttp's 64 KiB default, 500-600 with 1 MiB and about
+        # 680 with 4 MiB (2026-11-22). 1 MiB keeps most of that for a quarter of the memory
+        # per connection; the reader pauses the socket at about twice this either way.
+        read_bufsize=UPSTREAM_WINDOW,
         skip_auto_headers=("User-Agent", "Accept-Encoding"),
         cookie_jar=aiohttp.DummyCookieJar(),
     )
