@@ -103,6 +103,7 @@ def slow_client_rss(spigot: Server, url: str, seconds: int) -> int:
             proxied(spigot, url),
         ],
         check=False,
+        stderr=subprocess.DEVNULL,  # cut off by --max-time on purpose
     )
     return spigot.peak_rss()
 

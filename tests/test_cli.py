@@ -132,3 +132,27 @@ def test_python_dash_m_and_console_script_agree() -> None:
     script = Path(sys.executable).with_name("spigot")
     result = subprocess.run([str(script), "serve", "--port", "x"], capture_output=True, text=True)
     assert result.returncode == 2 and result.stderr.startswith("spigot: error: --port")
+
+
+def test_secrets_never_appear_in_repr() -> None:
+    s = Settings.resolve(
+        {"secret": "s3cr3t-value-123456", "import_token": "t0ken-value-123456"}, {}
+    )
+    assert s.secret == "s3cr3t-value-123456"
+    assert "s3cr3t" not in repr(s) and "t0ken" not in repr(s)
+
+
+def test_switches_and_their_env_vars() -> None:
+    assert Settings.resolve({"proxy_unsigned": "1"}, {}).proxy_unsigned is True
+    assert Settings.resolve({}, {"SPIGOT_PROXY_ALLOW_PRIVATE": "true"}).proxy_allow_private
+    assert Settings.resolve({}, {}).proxy_unsigned is False
+    with pytest.raises(SettingError):
+        Settings.resolve({}, {"SPIGOT_PROXY_UNSIGNED": "maybe"})
+    with pytest.raises(SettingError, match="16 characters"):
+        Settings.resolve({"secret": "short"}, {})
+
+
+def test_sign_url_needs_a_secret() -> None:
+    result = run_cli("sign-url", "https://example.com/x", env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode != 0
+    assert "SPIGOT_SECRET" in result.stderr and "Traceback" not in result.stderr
