@@ -12,10 +12,11 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from storage import DataStore, Locker, StorageError
+from storage import DataStore, Locker, StorageError, Upload
 from storage.errors import LockTimeout
 
 from .context import LIFECYCLE, SETTINGS, STORE
@@ -24,22 +25,42 @@ from .lifecycle import Lifecycle
 log = logging.getLogger("spigot.sweeper")
 
 
-async def sweep_once(
-    store: DataStore, now: float | None = None, lifecycle: Lifecycle | None = None
-) -> list[str]:
-    """Remove every expired unfinished upload; return their ids."""
-    now = time.time() if now is None else now
-    expired = [
-        info.id
-        async for info in store.list_uploads()
-        if not info.is_complete and info.expires is not None and info.expires <= now
-    ]
+ANNOUNCE_GRACE = 30.0  # a request that just finished an upload is announcing it itself
+
+
+@dataclass
+class Due:
+    """What one pass over the store found to do."""
+
+    expired: list[str] = field(default_factory=list)
+    unannounced: list[str] = field(default_factory=list)
+
+
+async def scan(store: DataStore, now: float) -> Due:
+    """One listing of the store, however many kinds of work it turns up."""
+    due = Due()
+    async for info in store.list_uploads():
+        if info.is_complete:
+            if not info.finish_announced and (info.completed or 0) < now - ANNOUNCE_GRACE:
+                due.unannounced.append(info.id)
+        elif info.expires is not None and info.expires <= now:
+            due.expired.append(info.id)
+    return due
+
+
+@contextlib.asynccontextmanager
+async def held(store: DataStore, upload_id: str) -> AsyncIterator[Upload]:
+    """The upload, opened under its lock when the store has locks."""
+    lock = store.lock(upload_id, lambda: None) if isinstance(store, Locker) else None
+    async with lock or contextlib.nullcontext():
+        yield await store.open(upload_id)
+
+
+async def expire(store: DataStore, ids: list[str], lifecycle: Lifecycle | None) -> list[str]:
     removed = []
-    for upload_id in expired:
+    for upload_id in ids:
         with contextlib.suppress(LockTimeout, StorageError):  # busy or gone: next sweep
-            lock = store.lock(upload_id, lambda: None) if isinstance(store, Locker) else None
-            async with lock or contextlib.nullcontext():
-                upload = await store.open(upload_id)
+            async with held(store, upload_id) as upload:
                 if not upload.info.is_complete:
                     await upload.delete(gone="expired")
                     removed.append(upload_id)
@@ -50,31 +71,33 @@ async def sweep_once(
     return removed
 
 
-ANNOUNCE_GRACE = 30.0  # a request that just finished an upload is announcing it itself
+async def announce(
+    store: DataStore, ids: list[str], lifecycle: Lifecycle, base_url: str
+) -> list[str]:
+    """Run the post-finish step for finished uploads a crash left unannounced."""
+    done = []
+    for upload_id in ids:
+        with contextlib.suppress(LockTimeout, StorageError):
+            async with held(store, upload_id) as upload:
+                if not upload.info.finish_announced:
+                    await lifecycle.finished(upload, f"{base_url}/files/{upload_id}")
+                    done.append(upload_id)
+    return done
+
+
+async def sweep_once(
+    store: DataStore, now: float | None = None, lifecycle: Lifecycle | None = None
+) -> list[str]:
+    """Remove every expired unfinished upload; return their ids."""
+    due = await scan(store, time.time() if now is None else now)
+    return await expire(store, due.expired, lifecycle)
 
 
 async def announce_missed(
     store: DataStore, lifecycle: Lifecycle, base_url: str, now: float | None = None
 ) -> list[str]:
-    """Run the post-finish step for finished uploads a crash left unannounced."""
-    now = time.time() if now is None else now
-    missed = [
-        info.id
-        async for info in store.list_uploads()
-        if info.is_complete
-        and not info.finish_announced
-        and (info.completed or 0) < now - ANNOUNCE_GRACE
-    ]
-    done = []
-    for upload_id in missed:
-        with contextlib.suppress(LockTimeout, StorageError):
-            lock = store.lock(upload_id, lambda: None) if isinstance(store, Locker) else None
-            async with lock or contextlib.nullcontext():
-                upload = await store.open(upload_id)
-                if not upload.info.finish_announced:
-                    await lifecycle.finished(upload, f"{base_url}/files/{upload_id}")
-                    done.append(upload_id)
-    return done
+    due = await scan(store, time.time() if now is None else now)
+    return await announce(store, due.unannounced, lifecycle, base_url)
 
 
 async def sweeper(app: web.Application) -> AsyncIterator[None]:
@@ -84,9 +107,10 @@ async def sweeper(app: web.Application) -> AsyncIterator[None]:
         while True:
             await asyncio.sleep(app[SETTINGS].sweep_interval)
             try:
-                await sweep_once(app[STORE], lifecycle=app[LIFECYCLE])
-                base = app[SETTINGS].public_url or ""
-                await announce_missed(app[STORE], app[LIFECYCLE], base)
+                store, lifecycle = app[STORE], app[LIFECYCLE]
+                due = await scan(store, time.time())
+                await expire(store, due.expired, lifecycle)
+                await announce(store, due.unannounced, lifecycle, app[SETTINGS].public_url or "")
             except Exception:
                 log.exception("expiration sweep failed")
 

@@ -402,3 +402,16 @@ async def test_location_with_public_url(make_client: ClientFactory) -> None:
     client = await make_client(public_url="https://files.example/up")
     resp = await client.post("/files/", headers={**TUS, "Upload-Length": "1"})
     assert resp.headers["Location"].startswith("https://files.example/up/files/")
+
+
+async def test_the_sweep_runs_on_its_own(make_client: ClientFactory) -> None:
+    client = await make_client(upload_ttl=0.3, sweep_interval=0.1)
+    upload_id = await create(client, 10)
+    done = await create(client, 1)
+    await patch(client, done, 0, b"x")
+    for _ in range(40):
+        if (await head(client, upload_id)).status == 410:
+            break
+        await asyncio.sleep(0.1)
+    assert (await head(client, upload_id)).status == 410
+    assert (await client.get(f"/files/{done}")).status == 200
