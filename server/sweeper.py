@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from storage import DataStore, Locker, StorageError, Upload
+from storage import DataStore, Locker, Pruner, StorageError, Upload
 from storage.errors import LockTimeout
 
 from .context import LIFECYCLE, SETTINGS, STORE
@@ -111,6 +111,8 @@ async def sweeper(app: web.Application) -> AsyncIterator[None]:
                 due = await scan(store, time.time())
                 await expire(store, due.expired, lifecycle)
                 await announce(store, due.unannounced, lifecycle, app[SETTINGS].public_url or "")
+                if isinstance(store, Pruner):
+                    await store.prune(time.time())
             except Exception:
                 log.exception("expiration sweep failed")
 

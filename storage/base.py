@@ -12,6 +12,7 @@ interfaces), never assumes:
 - `Concatenator`:  build a final upload from partial ones without copying through the server.
 - `Presigner`:     hand out URLs the client uses to talk to the backend directly.
 - `Locker`:        exclusive access to one upload across processes or instances.
+- `Pruner`:        drop old tombstones and leftover lock files.
 """
 
 from __future__ import annotations
@@ -209,3 +210,11 @@ class Locker(Protocol):
     def lock(
         self, upload_id: str, release: Callable[[], None]
     ) -> AbstractAsyncContextManager[None]: ...
+
+
+@runtime_checkable
+class Pruner(Protocol):
+    """A store that keeps bookkeeping beside uploads (tombstones, lock files) and can drop
+    what no longer serves a purpose."""
+
+    async def prune(self, now: float) -> int: ...

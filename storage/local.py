@@ -54,6 +54,7 @@ T = TypeVar("T")
 WRITE_BUFFER = 4 << 20
 READ_CHUNK = 256 << 10
 ORPHAN_AGE = 3600.0  # a data file without a sidecar this old is a crashed create
+TOMBSTONE_AGE = 7 * 86400.0  # how long a gone upload keeps answering 410 rather than 404
 # A finished upload's info never changes and ids are never reused, so it can be cached: a
 # download then costs no sidecar read. Deletion by another process is caught when the
 # bytes are opened (UploadNotFound), which evicts the entry.
@@ -198,6 +199,26 @@ class LocalStore(DataStore):
                     yield info
         finally:
             await self.run_blocking(entries.close)
+
+    async def prune(self, now: float) -> int:
+        """Remove tombstones older than TOMBSTONE_AGE, and lock or release files whose
+        upload no longer exists (nothing can be waiting on those: opening fails first)."""
+        return await self.run_blocking(self._prune, now)
+
+    def _prune(self, now: float) -> int:
+        removed = 0
+        with os.scandir(self.root) as entries:
+            for entry in entries:
+                stem, dot, kind = entry.name.partition(".")
+                if not dot or not is_valid_id(stem):
+                    continue
+                stale = (kind == "gone" and entry.stat().st_mtime < now - TOMBSTONE_AGE) or (
+                    kind in ("lock", "release") and not self.info_path(stem).exists()
+                )
+                if stale:
+                    Path(entry.path).unlink(missing_ok=True)
+                    removed += 1
+        return removed
 
     async def concatenate(self, final: Upload, partials: Sequence[Upload]) -> UploadInfo:
         """Append the partial uploads' bytes to `final` inside the kernel (copy_file_range),

@@ -8,6 +8,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -167,3 +168,22 @@ async def test_concatenate(store: LocalStore) -> None:
     info = await store.concatenate(final, partials)
     assert info.offset == info.length
     assert (await final.finish()).sha256 == sha256(b"".join(parts))
+
+
+async def test_prune(store: LocalStore, data_dir: Path) -> None:
+    from storage import Pruner
+
+    assert isinstance(store, Pruner)
+    gone = await store.create(UploadSpec(name="g"))
+    await gone.delete(gone="terminated")
+    live = await store.create(UploadSpec(name="l"))
+    async with store.lock(live.info.id, lambda: None):
+        pass  # leaves live's lock file behind, as every locked request does
+    (data_dir / f"{'E' * 22}.lock").write_bytes(b"")  # a lock whose upload is gone
+    assert await store.prune(time.time()) == 1  # only the orphan lock file
+    assert (data_dir / f"{live.info.id}.lock").exists()
+    with pytest.raises(UploadGone):
+        await store.open(gone.info.id)  # the young tombstone stays
+    assert await store.prune(time.time() + 8 * 86400) == 1  # now the tombstone goes
+    with pytest.raises(UploadNotFound):
+        await store.open(gone.info.id)
