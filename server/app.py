@@ -24,10 +24,12 @@ READ_BUFSIZE = 1 << 20
 
 def create_app(settings: Settings, store: DataStore, hooks: Hooks | None = None) -> web.Application:
     """The application. `hooks` are Python callables for embedders (see server.hooks)."""
-    app = web.Application(
-        middlewares=[cors.preflight, json_errors], handler_args={"read_bufsize": READ_BUFSIZE}
-    )
-    app.on_response_prepare.append(cors.add_headers)
+    # CORS costs a middleware and a response hook on every request, so it is wired in only
+    # when origins are configured.
+    middlewares = [cors.preflight, json_errors] if settings.cors_origin else [json_errors]
+    app = web.Application(middlewares=middlewares, handler_args={"read_bufsize": READ_BUFSIZE})
+    if settings.cors_origin:
+        app.on_response_prepare.append(cors.add_headers)
     app[SETTINGS] = settings
     app[STORE] = store
     webhook = WebHook(settings.hook_url) if settings.hook_url else None
