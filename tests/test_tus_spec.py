@@ -415,3 +415,12 @@ async def test_the_sweep_runs_on_its_own(make_client: ClientFactory) -> None:
         await asyncio.sleep(0.1)
     assert (await head(client, upload_id)).status == 410
     assert (await client.get(f"/files/{done}")).status == 200
+
+
+async def test_listing_shows_finals_not_partials(client: Client) -> None:
+    pid = await create(client, 3, **{"Upload-Concat": "partial"})
+    await patch(client, pid, 0, b"abc")
+    resp = await client.post("/files/", headers={**TUS, "Upload-Concat": f"final;/files/{pid}"})
+    final = resp.headers["Location"].rsplit("/", 1)[1]
+    listed = [f["id"] for f in await (await client.get("/files/")).json()]
+    assert listed == [final]

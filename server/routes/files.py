@@ -1,4 +1,5 @@
-"""The collection: `GET /files/` lists finished files, `DELETE /files/{id}` removes one.
+"""The collection: `GET /files/` lists finished files (not tus partial uploads, which are
+pieces of a later concatenation), `DELETE /files/{id}` removes one.
 
 The listing streams: a JSON array or, with `Accept: application/x-ndjson`, one JSON object
 per line; either way no list of files is ever built in memory.
@@ -27,7 +28,7 @@ async def list_files(request: web.Request) -> web.StreamResponse:
     size = 0
     first = True
     async for info in store_of(request).list_uploads():
-        if not info.is_complete:
+        if not info.is_complete or info.partial:  # partials are pieces of a concatenation
             continue
         line = json.dumps(file_json(info, f"{base}/files/{info.id}"), separators=(",", ":"))
         if ndjson:
