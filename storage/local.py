@@ -295,9 +295,11 @@ class LocalUpload(Upload):
         )
         info.offset = size
         hasher = None
+        started = False  # only a chunk this call began writing may be rolled back
         try:
             if offset != size:
                 raise OffsetMismatch(size, offset)
+            started = True
             hasher = store.hasher_for(info)
             sinks: list[_Sink] = [sink for sink in (hasher, verify) if sink is not None]
             writer = _CoalescingWriter(fd, store, sinks)
@@ -315,7 +317,7 @@ class LocalUpload(Upload):
             if verify is not None and not verify.matches():
                 raise ChecksumMismatch(upload_id)
         except BaseException:
-            if pending is not None:  # a checksummed chunk is all or nothing
+            if pending is not None and started:  # a checksummed chunk is all or nothing
                 store.forget_hasher(upload_id)
                 await asyncio.shield(store.run_blocking(_roll_back, fd, offset, pending))
                 info.offset = offset

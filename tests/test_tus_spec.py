@@ -424,3 +424,12 @@ async def test_listing_shows_finals_not_partials(client: Client) -> None:
     final = resp.headers["Location"].rsplit("/", 1)[1]
     listed = [f["id"] for f in await (await client.get("/files/")).json()]
     assert listed == [final]
+
+
+async def test_offset_conflict_with_a_checksum_keeps_the_bytes(client: Client) -> None:
+    upload_id = await create(client, 20)
+    await patch(client, upload_id, 0, b"0123456789")
+    digest = b64(hashlib.sha1(b"abc").digest())
+    r = await patch(client, upload_id, 3, b"abc", **{"Upload-Checksum": f"sha1 {digest}"})
+    assert r.status == 409 and r.headers["Upload-Offset"] == "10"
+    assert (await head(client, upload_id)).headers["Upload-Offset"] == "10"

@@ -22,7 +22,7 @@ from storage import (
     UploadNotFound,
     UploadSpec,
 )
-from storage.errors import ChecksumMismatch, LockTimeout
+from storage.errors import ChecksumMismatch, LockTimeout, OffsetMismatch
 from storage.hashing import ChunkVerifier
 from tests.conftest import sha256
 from tests.storage.test_local import chunks, failing, read_all
@@ -187,3 +187,13 @@ async def test_prune(store: LocalStore, data_dir: Path) -> None:
     assert await store.prune(time.time() + 8 * 86400) == 1  # now the tombstone goes
     with pytest.raises(UploadNotFound):
         await store.open(gone.info.id)
+
+
+async def test_wrong_offset_with_a_checksum_loses_nothing(store: LocalStore) -> None:
+    upload = await store.create(UploadSpec(name="w", length=100))
+    await upload.append(0, chunks(b"0123456789"))
+    with pytest.raises(OffsetMismatch):
+        await upload.append(3, chunks(b"xyz"), verifier("sha1", b"xyz"))
+    reopened = await store.open(upload.info.id)
+    assert reopened.info.offset == 10
+    assert await read_all(reopened) == b"0123456789"
