@@ -433,3 +433,26 @@ async def test_offset_conflict_with_a_checksum_keeps_the_bytes(client: Client) -
     r = await patch(client, upload_id, 3, b"abc", **{"Upload-Checksum": f"sha1 {digest}"})
     assert r.status == 409 and r.headers["Upload-Offset"] == "10"
     assert (await head(client, upload_id)).headers["Upload-Offset"] == "10"
+
+
+async def test_a_release_request_never_interrupts_finishing(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a PATCH waiting on its client gives way; one busy finishing does not."""
+    from storage.local import LocalUpload
+
+    real_finish = LocalUpload.finish
+
+    async def slow_finish(self: LocalUpload) -> object:
+        await asyncio.sleep(0.5)  # as hashing a large file would take
+        return await real_finish(self)
+
+    monkeypatch.setattr(LocalUpload, "finish", slow_finish)
+    upload_id = await create(client, 4)
+    patching = asyncio.create_task(patch(client, upload_id, 0, b"done"))
+    await asyncio.sleep(0.2)  # the PATCH is now finishing the upload
+    h = await head(client, upload_id)  # asks the holder to release
+    assert (await patching).status == 204
+    assert h.headers["Upload-Offset"] == "4"
+    got = await client.get(f"/files/{upload_id}")
+    assert got.status == 200 and await got.read() == b"done"

@@ -44,6 +44,10 @@ T = TypeVar("T")
 
 BASE_HEADERS = {"Tus-Resumable": tus.TUS_VERSION}
 
+# Tasks now receiving a request body under an upload's lock: the only ones a competing
+# request may interrupt (see exclusive()).
+RECEIVING: set[asyncio.Task[Any]] = set()
+
 
 def tus_error(status: int, code: str, message: str, **headers: str) -> ApiError:
     return ApiError(status, code, message, {**BASE_HEADERS, **headers})
@@ -149,9 +153,12 @@ async def exclusive(
     released = False
 
     def release() -> None:
+        # Only a task waiting on its client's bytes is stuck; one that is finishing or
+        # answering will let go in a moment, and cutting it short could leave an upload
+        # at its full length yet never finished.
         nonlocal released
-        released = True
-        if task is not None and not task.done():
+        if task is not None and task in RECEIVING and not task.done():
+            released = True
             task.cancel()
 
     async def run() -> T:
@@ -326,6 +333,9 @@ async def append_body(request: web.Request, upload_id: str, offset: int) -> Uplo
         checksum = parsed(lambda: tus.parse_checksum(checksum_header))
         verify = ChunkVerifier(checksum.algorithm, checksum.digest)
     meter = lifecycle_of(request).meter(info)
+    task = asyncio.current_task()
+    assert task is not None
+    RECEIVING.add(task)
     try:
         await upload.append(offset, meter.wrap(raw_chunks(request, Meter(cap))), verify)
     except ChecksumMismatch:
@@ -333,6 +343,7 @@ async def append_body(request: web.Request, upload_id: str, offset: int) -> Uplo
             460, "checksum_mismatch", "the chunk does not match Upload-Checksum"
         ) from None
     finally:
+        RECEIVING.discard(task)
         meter.offset = info.offset  # what was kept, not what arrived
         meter.publish()
     if info.length is not None and info.offset == info.length:
