@@ -52,6 +52,12 @@ class UploadEvents:
         topic.changed = asyncio.Event()  # waiters hold the old one, now set
         self._forget_old()
 
+    def reopen(self, topic: str) -> None:
+        """Start a topic afresh if it has ended: a client's progress id reused for a retry."""
+        existing = self._topics.get(topic)
+        if existing is not None and existing.ended_at is not None:
+            del self._topics[topic]
+
     def latest(self, upload_id: str) -> Event | None:
         topic = self._topics.get(upload_id)
         return topic.events[-1] if topic and topic.events else None

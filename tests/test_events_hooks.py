@@ -282,3 +282,22 @@ async def test_post_finish_survives_a_crash_and_runs_once(
     assert await announce_missed(store, lifecycle, "https://f.example", now=later) == []
     assert finished == [normal, crashed.info.id]
     assert (await store.open(crashed.info.id)).info.finish_announced
+
+
+async def test_a_progress_id_can_be_reused_after_a_failure(make_client: ClientFactory) -> None:
+    client = await make_client(max_request_size=10)
+    # chunked, so the upload starts and then fails as it crosses the cap
+    failed = await client.post(
+        "/files/", data=slow_body(2, 6, 0), headers={"X-Progress-ID": "retry-me"}
+    )
+    assert failed.status == 413
+    stream = await client.get("/progress/retry-me/events", headers={"Last-Event-ID": "0"})
+    first = await asyncio.wait_for(read_events(stream, {"terminated", "complete"}), 5)
+    assert first[-1]["event"] == "terminated"
+    ok = await client.post("/files/", data=b"x" * 10, headers={"X-Progress-ID": "retry-me"})
+    assert ok.status == 201
+    again = await asyncio.wait_for(
+        read_events(await client.get("/progress/retry-me/events"), {"complete"}), 5
+    )
+    assert again[-1]["event"] == "complete"
+    assert again[-1]["data"]["id"] == (await ok.json())["id"]

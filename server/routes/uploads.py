@@ -122,6 +122,8 @@ async def _store_stream(
     lifecycle = lifecycle_of(request)
     token = progress_token(request)
     aliases = (token,) if token else ()
+    for alias in aliases:
+        lifecycle.events.reopen(alias)
     await lifecycle.admit(spec, request)
     upload = await store_of(request).create(spec)
     url = file_url(request, upload.info.id)
