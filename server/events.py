@@ -48,9 +48,9 @@ class UploadEvents:
         topic.events.append(Event(topic.last_id, type, data))
         if type in TERMINAL or type == "error":
             topic.ended_at = time.monotonic()
+            self._forget_old()  # only when a topic ends, not on every progress event
         topic.changed.set()
         topic.changed = asyncio.Event()  # waiters hold the old one, now set
-        self._forget_old()
 
     def reopen(self, topic: str) -> None:
         """Start a topic afresh if it has ended: a client's progress id reused for a retry."""

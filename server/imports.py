@@ -24,7 +24,7 @@ from storage import DataStore, StorageError, Upload, UploadSpec
 from storage.names import sanitize_name
 
 from .events import UploadEvents
-from .lifecycle import Lifecycle
+from .lifecycle import Lifecycle, complete_event
 from .protocol.media import declared_media_type
 from .protocol.ssrf import Refused
 from .settings import Settings
@@ -142,15 +142,7 @@ class Importer:
         self.events.publish(
             job.topic(),
             "complete",
-            {
-                "id": job.id,
-                "file": {
-                    "id": upload.info.id,
-                    "url": url,
-                    "size": upload.info.length,
-                    "sha256": upload.info.sha256,
-                },
-            },
+            {"id": job.id, "file": complete_event(upload.info, url)},
         )
 
     def _fail(self, job: ImportJob, message: str) -> None:

@@ -29,6 +29,11 @@ def describe(info: UploadInfo, url: str) -> dict[str, Any]:
     }
 
 
+def complete_event(info: UploadInfo, url: str) -> dict[str, Any]:
+    """The data of a `complete` event, the same wherever an upload finishes."""
+    return {"id": info.id, "url": url, "size": info.length, "sha256": info.sha256}
+
+
 class Lifecycle:
     def __init__(self, hooks: Hooks, webhook: WebHook | None) -> None:
         self.events = UploadEvents()
@@ -59,11 +64,7 @@ class Lifecycle:
         info = upload.info
         await call(self.hooks.post_finish, info)
         for topic in (info.id, *aliases):
-            self.events.publish(
-                topic,
-                "complete",
-                {"id": info.id, "url": url, "size": info.length, "sha256": info.sha256},
-            )
+            self.events.publish(topic, "complete", complete_event(info, url))
         self._notify("finished", info, url)
         await upload.mark_finish_announced()
 

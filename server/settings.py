@@ -108,7 +108,7 @@ def parse_hook_url(value: str) -> str | None:
     return value
 
 
-def _positive(value: str, name: str) -> int:
+def parse_positive(value: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise SettingError(f"{value!r} is not a positive whole number")
     return int(value)
@@ -214,12 +214,8 @@ class Settings:
     proxy_idle_timeout: float = _option(
         30.0, parse_duration, "upstream silence allowed between chunks", "TIME"
     )
-    import_concurrency: int = _option(
-        4, lambda v: _positive(v, "import_concurrency"), "imports fetched at once", "N"
-    )
-    import_queue: int = _option(
-        100, lambda v: _positive(v, "import_queue"), "imports that may wait; more get 429", "N"
-    )
+    import_concurrency: int = _option(4, parse_positive, "imports fetched at once", "N")
+    import_queue: int = _option(100, parse_positive, "imports that may wait; more get 429", "N")
     import_token: str | None = _option(
         None,
         parse_secret,

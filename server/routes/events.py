@@ -20,6 +20,7 @@ from aiohttp import web
 from ..context import lifecycle_of, settings_of, store_of
 from ..errors import ApiError
 from ..events import Event
+from ..lifecycle import complete_event
 from ..responses import file_url
 
 PROGRESS_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -49,12 +50,7 @@ async def file_events(request: web.Request) -> web.StreamResponse:
         # Nothing seen here yet (written by another process, or before a restart): start
         # from what the store says.
         if info.is_complete:
-            url = file_url(request, info.id)
-            events.publish(
-                upload_id,
-                "complete",
-                {"id": info.id, "url": url, "size": info.length, "sha256": info.sha256},
-            )
+            events.publish(upload_id, "complete", complete_event(info, file_url(request, info.id)))
         else:
             events.publish(upload_id, "progress", {"offset": info.offset, "length": info.length})
     return await stream(request, upload_id)
