@@ -19,6 +19,7 @@ from typing import Any
 RING = 32  # events kept per upload for readers that reconnect
 LINGER = 300.0  # seconds a finished topic is kept for late readers
 TERMINAL = frozenset({"complete", "terminated", "expired"})
+REMOVED = frozenset({"terminated", "expired"})  # after these, nothing more can happen
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +43,10 @@ class UploadEvents:
 
     def publish(self, upload_id: str, type: str, data: dict[str, Any]) -> None:
         topic = self._topics.setdefault(upload_id, Topic())
-        if topic.ended_at is not None:
-            return  # nothing follows a terminal event
+        if topic.events and topic.events[-1].type in REMOVED:
+            return  # a removed upload has nothing more to say
+        if topic.ended_at is not None and type not in REMOVED:
+            return  # after complete, only its removal may follow
         topic.last_id += 1
         topic.events.append(Event(topic.last_id, type, data))
         if type in TERMINAL or type == "error":

@@ -301,3 +301,48 @@ async def test_a_progress_id_can_be_reused_after_a_failure(make_client: ClientFa
     )
     assert again[-1]["event"] == "complete"
     assert again[-1]["data"]["id"] == (await ok.json())["id"]
+
+
+async def test_a_failed_form_takes_back_the_files_it_announced(
+    aiohttp_client: Any, data_dir: Path
+) -> None:
+    finished: list[str] = []
+    client = await hooked_client(
+        aiohttp_client,
+        data_dir,
+        Hooks(post_finish=lambda info: finished.append(info.id)),
+        max_request_size=100_000,
+    )
+
+    async def form() -> AsyncIterator[bytes]:
+        yield b"--B\r\nContent-Disposition: form-data; name=a; filename=a.bin\r\n\r\n"
+        yield b"a" * 10
+        yield b"\r\n--B\r\nContent-Disposition: form-data; name=b; filename=b.bin\r\n\r\n"
+        for _ in range(20):
+            yield b"b" * 10_000  # crosses the cap
+        yield b"\r\n--B--\r\n"
+
+    resp = await client.post(
+        "/files/", data=form(), headers={"Content-Type": "multipart/form-data; boundary=B"}
+    )
+    assert resp.status == 413
+    assert len(finished) == 1  # a.bin was finished before b.bin failed...
+    assert (await client.get(f"/files/{finished[0]}")).status == 404  # ...then removed
+    app = client.app
+    assert app is not None
+    latest = app[LIFECYCLE].events.latest(finished[0])
+    assert latest is not None and latest.type == "terminated"  # and readers are told
+    assert stored_files(data_dir) == []
+
+
+async def test_terminating_a_finished_upload_is_announced(client: Client) -> None:
+    upload_id = await create(client, 2)
+    await client.patch(f"/files/{upload_id}", data=b"ok", headers={**PATCH, "Upload-Offset": "0"})
+    assert (await client.delete(f"/files/{upload_id}", headers=TUS)).status == 204
+    app = client.app
+    assert app is not None
+    events = app[LIFECYCLE].events
+    latest = events.latest(upload_id)
+    assert latest is not None and latest.type == "terminated"
+    events.publish(upload_id, "progress", {"offset": 0, "length": 2})  # nothing after removal
+    assert events.latest(upload_id) == latest

@@ -97,7 +97,7 @@ async def _multipart(request: web.Request) -> web.Response:
             spec = _spec(part.filename, part.headers.get("Content-Type", ""))
             stored.append(await _store_stream(request, spec, part_chunks(part, meter)))
     except BaseException:
-        await asyncio.shield(_delete_all(stored))
+        await asyncio.shield(_take_back(request, stored))
         raise
     if not stored:
         raise ApiError(400, "no_file", "the form has no file field")
@@ -141,9 +141,12 @@ async def _store_stream(
     return upload
 
 
-async def _delete_all(uploads: list[Upload]) -> None:
+async def _take_back(request: web.Request, uploads: list[Upload]) -> None:
+    """Remove files a failed form had already finished, and say so to readers and hooks."""
+    lifecycle = lifecycle_of(request)
     for upload in uploads:
         await upload.delete()
+        lifecycle.terminated(upload.info, file_url(request, upload.info.id))
 
 
 def _spec(name: str | None, content_type: str) -> UploadSpec:
