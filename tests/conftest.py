@@ -6,6 +6,9 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from email.message import Message
+from email.parser import BytesParser
+from email.policy import HTTP
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,26 @@ from tests import processes
 ROOT = Path(__file__).resolve().parent.parent
 
 ClientFactory = Callable[..., Awaitable[TestClient]]  # type: ignore[type-arg]
+
+
+def parse_multipart(content_type: str, body: bytes) -> list[Message]:
+    """A multipart/byteranges body split into its parts, by the standard library."""
+    msg = BytesParser(policy=HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + body
+    )
+    assert msg.is_multipart()
+    return list(msg.iter_parts())  # type: ignore[attr-defined]
+
+
+def assert_byteranges(
+    content_type: str, body: bytes, data: bytes, ranges: list[tuple[int, int]]
+) -> None:
+    """Each part carries exactly data[a:b] and the matching Content-Range."""
+    parts = parse_multipart(content_type, body)
+    assert len(parts) == len(ranges)
+    for part, (a, b) in zip(parts, ranges, strict=True):
+        assert part["Content-Range"] == f"bytes {a}-{b - 1}/{len(data)}"
+        assert part.get_payload(decode=True) == data[a:b]
 
 
 def sha256(data: bytes) -> str:

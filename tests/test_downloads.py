@@ -6,15 +6,12 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from email.message import Message
-from email.parser import BytesParser
-from email.policy import HTTP
 
 import pytest
 from aiohttp.test_utils import TestClient
 
 from server.protocol.conditional import http_date
-from tests.conftest import sha256
+from tests.conftest import parse_multipart, sha256
 
 Client = TestClient  # type: ignore[type-arg]
 
@@ -133,14 +130,6 @@ async def stored(client: Client) -> dict[str, str]:
 
 def fill(value: str, stored: dict[str, str]) -> str:
     return value.replace("{etag}", stored["etag"]).replace("{lm}", stored["lm"])
-
-
-def parse_multipart(content_type: str, body: bytes) -> list[Message]:
-    msg = BytesParser(policy=HTTP).parsebytes(
-        f"Content-Type: {content_type}\r\n\r\n".encode() + body
-    )
-    assert msg.is_multipart()
-    return list(msg.iter_parts())  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
