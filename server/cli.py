@@ -14,6 +14,8 @@ from typing import NoReturn
 
 from aiohttp import web
 
+from storage.errors import StorageUnavailable
+
 from .app import create_app
 from .protocol.signing import signed_query
 from .protocol.ssrf import Refused, check_url
@@ -82,6 +84,8 @@ def main(argv: list[str] | None = None) -> None:
             asyncio.run(serve(settings))
         except KeyboardInterrupt:
             pass
+        except StorageUnavailable as exc:  # no such bucket, credentials refused, ...
+            parser.exit(1, f"spigot: error: storage {settings.storage}: {exc}\n")
         except OSError as exc:  # port in use, storage not writable, ...
             parser.exit(1, f"spigot: error: {exc}\n")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,8 +71,30 @@ def parse_storage(value: str) -> str:
             raise SettingError("storage path is empty")
         return Path(path).expanduser().resolve().as_uri()
     if url.scheme == "s3":
-        raise SettingError("s3:// storage is not available in this version yet")
-    raise SettingError(f"{value!r}: storage must be a path or a file:// URL")
+        # Bucket names: 3-63 of a-z 0-9 . - (S3's rules); the prefix is any key path.
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", url.netloc):
+            raise SettingError(f"{value!r}: {url.netloc!r} is not an S3 bucket name")
+        if url.query or url.fragment:
+            raise SettingError(f"{value!r}: an s3:// URL is s3://bucket/prefix, nothing more")
+        prefix = url.path.strip("/")
+        return f"s3://{url.netloc}/{prefix}" if prefix else f"s3://{url.netloc}"
+    raise SettingError(f"{value!r}: storage must be a path, a file:// or an s3:// URL")
+
+
+def parse_endpoint_url(value: str) -> str | None:
+    if not value:
+        return None
+    url = urlsplit(value)
+    if url.scheme not in ("http", "https") or not url.netloc:
+        raise SettingError(f"{value!r} is not an http(s) URL like http://127.0.0.1:9000")
+    return value.rstrip("/")
+
+
+def parse_part_size(value: str) -> int:
+    size = parse_size(value)
+    if not 5 * 1024**2 <= size <= 5 * 1024**3:
+        raise SettingError(f"{value!r}: S3 parts are 5MiB to 5GiB")
+    return size
 
 
 def parse_public_url(value: str) -> str | None:
@@ -162,7 +185,47 @@ class Settings:
     host: str = _option("127.0.0.1", str, "address to listen on", "ADDR")
     port: int = _option(8080, parse_port, "port to listen on (0: any free port)", "PORT")
     storage: str = _option(
-        Path("data").resolve().as_uri(), parse_storage, "where files live: a path or file:// URL"
+        Path("data").resolve().as_uri(),
+        parse_storage,
+        "where files live: a path, file:// URL, or s3://bucket/prefix",
+        "WHERE",
+    )
+    s3_endpoint_url: str | None = _option(
+        None, parse_endpoint_url, "S3 API endpoint, for MinIO, R2, Ceph or moto", "URL"
+    )
+    s3_part_size: int = _option(
+        8 * 1024**2,
+        parse_part_size,
+        "preferred S3 part size (raised as needed to stay within 10,000 parts)",
+        "SIZE",
+    )
+    s3_concurrency: int = _option(8, parse_positive, "S3 part uploads in flight at once", "N")
+    s3_memory_part_size: int = _option(
+        8 * 1024**2,
+        parse_size,
+        "S3 parts up to this size wait for upload in memory; larger ones in --temp-dir",
+        "SIZE",
+    )
+    s3_redirect_downloads: bool = _option(
+        False, parse_bool, "answer GET /files/{id} with a 302 to a presigned S3 URL", flag=True
+    )
+    s3_redirect_expires: float = _option(
+        900.0, parse_duration, "how long a presigned download URL stays valid", "TIME"
+    )
+    s3_lock_ttl: float = _option(
+        15.0,
+        parse_duration,
+        "an S3 upload lease not renewed this long is free (its holder died)",
+        "TIME",
+    )
+    temp_dir: str = _option(
+        str(Path(tempfile.gettempdir()) / "spigot"),
+        lambda v: str(Path(v).expanduser().resolve()),
+        "where S3 parts too big for memory wait for upload",
+        "DIR",
+    )
+    temp_cap: int = _option(
+        1024**3, parse_size, "most bytes parts may occupy in --temp-dir at once", "SIZE"
     )
     max_request_size: int = _option(
         100 * 1024**2, parse_size, "largest request body, e.g. 100MiB; 0 means unlimited", "SIZE"
@@ -256,3 +319,9 @@ class Settings:
     @property
     def storage_path(self) -> Path:
         return Path(unquote(urlsplit(self.storage).path))
+
+    @property
+    def s3_location(self) -> tuple[str, str] | None:
+        """(bucket, prefix) when storage is s3://, else None."""
+        url = urlsplit(self.storage)
+        return (url.netloc, url.path.strip("/")) if url.scheme == "s3" else None

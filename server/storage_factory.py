@@ -3,10 +3,25 @@
 from __future__ import annotations
 
 from storage import DataStore, LocalStore
+from storage.s3 import S3Store
 
 from .settings import Settings
 
 
 def open_store(settings: Settings) -> DataStore:
-    # parse_storage already refused every scheme but file://
-    return LocalStore(settings.storage_path)
+    location = settings.s3_location
+    if location is None:
+        return LocalStore(settings.storage_path)
+    bucket, prefix = location
+    return S3Store(
+        bucket,
+        prefix,
+        endpoint_url=settings.s3_endpoint_url,
+        part_size=settings.s3_part_size,
+        concurrency=settings.s3_concurrency,
+        memory_limit=settings.s3_memory_part_size,
+        temp_dir=settings.temp_dir,
+        temp_cap=settings.temp_cap,
+        max_length=settings.max_upload_size or None,
+        lock_ttl=settings.s3_lock_ttl,
+    )

@@ -38,6 +38,9 @@ class UploadSpec:
     metadata: dict[str, str] = field(default_factory=dict)  # tus Upload-Metadata, decoded
     expires: float | None = None  # unix time after which an unfinished upload may be swept
     partial: bool = False  # tus concatenation: a part of a later final upload
+    # The most a deferred-length upload may become (a cap the server enforces). A backend
+    # that must lay out an upload in advance (S3's 10,000 parts) plans for this much.
+    max_length: int | None = None
 
 
 @dataclass(slots=True)
@@ -96,9 +99,17 @@ class Upload(ABC):
 
     @abstractmethod
     async def append(
-        self, offset: int, chunks: AsyncIterable[bytes], verify: ChunkVerifier | None = None
+        self,
+        offset: int,
+        chunks: AsyncIterable[bytes],
+        verify: ChunkVerifier | None = None,
+        *,
+        last: bool = False,
     ) -> int:
         """Write `chunks` at `offset` and return the new offset.
+
+        `last` says the stream is the rest of the upload (a one-shot body): a backend may
+        then store it in its final form at once (S3: one PutObject for a small body).
 
         Raises OffsetMismatch unless `offset` is the current offset, and LengthExceeded as
         soon as the stream goes past a declared length. If the stream fails part-way (the
@@ -147,6 +158,10 @@ class Upload(ABC):
 class DataStore(ABC):
     """A place uploads live: a directory, an S3 prefix."""
 
+    # Other instances (on other machines) may write the same uploads, so what this process
+    # saw is not the whole story: the server then polls the store for progress events.
+    shared: bool = False
+
     @abstractmethod
     async def create(self, spec: UploadSpec) -> Upload:
         """Start a new, empty upload with a fresh unguessable id."""
@@ -193,9 +208,13 @@ class Concatenator(Protocol):
 
 @runtime_checkable
 class Presigner(Protocol):
-    """A store whose clients can upload or download directly with signed URLs."""
+    """A store whose clients can download directly from it with signed URLs."""
 
-    async def presign(self, upload: Upload, method: str, expires_in: int) -> str: ...
+    async def presign_download(
+        self, upload: Upload, expires_in: int, content_type: str, disposition: str
+    ) -> str:
+        """A URL that serves the upload's bytes with these response headers."""
+        ...
 
 
 @runtime_checkable

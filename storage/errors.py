@@ -40,3 +40,11 @@ class ChecksumMismatch(StorageError):
 
 class LockTimeout(StorageError):
     """Another writer holds the upload and did not let go in time: the client should retry."""
+
+
+class StorageUnavailable(StorageError):
+    """The backend cannot be used at all (missing bucket, bad credentials): a start-up error."""
+
+
+class TempSpaceFull(StorageError):
+    """Parts waiting for upload filled the temp directory's cap and none freed in time."""

@@ -21,7 +21,6 @@ import json
 import os
 import secrets
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
@@ -39,9 +38,10 @@ from .errors import (
     UploadNotFound,
 )
 from .fdcache import OpenFiles
-from .hashing import ChunkVerifier, StreamHasher
+from .hashing import ChunkVerifier
 from .ids import is_valid_id, new_id
 from .locking import FileLocker
+from .memo import FinishedInfos, Hashers
 
 T = TypeVar("T")
 
@@ -55,10 +55,6 @@ WRITE_BUFFER = 4 << 20
 READ_CHUNK = 256 << 10
 ORPHAN_AGE = 3600.0  # a data file without a sidecar this old is a crashed create
 TOMBSTONE_AGE = 7 * 86400.0  # how long a gone upload keeps answering 410 rather than 404
-# A finished upload's info never changes and ids are never reused, so it can be cached: a
-# download then costs no sidecar read. Deletion by another process is caught when the
-# bytes are opened (UploadNotFound), which evicts the entry.
-FINISHED_CACHE = 4096
 
 
 class LocalStore(DataStore):
@@ -66,8 +62,8 @@ class LocalStore(DataStore):
         self.root = Path(root).resolve()
         self._tmp = self.root / ".tmp"
         self._pool = ThreadPoolExecutor(max_workers=io_threads, thread_name_prefix="spigot-io")
-        self._hashers: dict[str, StreamHasher] = {}
-        self._finished: OrderedDict[str, UploadInfo] = OrderedDict()
+        self.hashers = Hashers()
+        self._finished = FinishedInfos()
         self.open_files = OpenFiles()
         self.locker = FileLocker(self.root, self.run_blocking)
 
@@ -170,8 +166,6 @@ class LocalStore(DataStore):
             raise UploadNotFound(upload_id)
         cached = self._finished.get(upload_id)
         if cached is not None:
-            # Shared, not copied: nothing mutates a finished upload's info.
-            self._finished.move_to_end(upload_id)
             return LocalUpload(self, cached)
         info = await self.run_blocking(self._load, upload_id)
         if info.is_complete:
@@ -179,13 +173,10 @@ class LocalStore(DataStore):
         return LocalUpload(self, info)
 
     def remember_finished(self, info: UploadInfo) -> None:
-        self._finished[info.id] = dataclasses.replace(info)
-        self._finished.move_to_end(info.id)
-        if len(self._finished) > FINISHED_CACHE:
-            self._finished.popitem(last=False)
+        self._finished.remember(info)
 
     def forget_finished(self, upload_id: str) -> None:
-        self._finished.pop(upload_id, None)
+        self._finished.forget(upload_id)
         self.open_files.forget(upload_id)
 
     async def list_uploads(self) -> AsyncIterator[UploadInfo]:
@@ -243,20 +234,6 @@ class LocalStore(DataStore):
                 break
         return found
 
-    # -- streaming hash state, kept while one process writes an upload front to back -----
-
-    def hasher_for(self, info: UploadInfo) -> StreamHasher | None:
-        hasher = self._hashers.get(info.id)
-        if hasher is None and info.offset == 0:
-            hasher = self._hashers[info.id] = StreamHasher()
-        if hasher is not None and hasher.position != info.offset:
-            del self._hashers[info.id]  # someone else wrote meanwhile: rehash at finish
-            return None
-        return hasher
-
-    def forget_hasher(self, upload_id: str) -> StreamHasher | None:
-        return self._hashers.pop(upload_id, None)
-
 
 class LocalUpload(Upload):
     def __init__(self, store: LocalStore, info: UploadInfo) -> None:
@@ -279,7 +256,12 @@ class LocalUpload(Upload):
             raise UploadNotFound(self._info.id) from None
 
     async def append(
-        self, offset: int, chunks: AsyncIterable[bytes], verify: ChunkVerifier | None = None
+        self,
+        offset: int,
+        chunks: AsyncIterable[bytes],
+        verify: ChunkVerifier | None = None,
+        *,
+        last: bool = False,
     ) -> int:
         # Callers that lock (the tus routes) hold the upload's lock here, so a `.pending`
         # marker found on open is a crash's leftover and is rolled back.
@@ -300,7 +282,7 @@ class LocalUpload(Upload):
             if offset != size:
                 raise OffsetMismatch(size, offset)
             started = True
-            hasher = store.hasher_for(info)
+            hasher = store.hashers.for_append(info)
             sinks: list[_Sink] = [sink for sink in (hasher, verify) if sink is not None]
             writer = _CoalescingWriter(fd, store, sinks)
             try:
@@ -318,7 +300,7 @@ class LocalUpload(Upload):
                 raise ChecksumMismatch(upload_id)
         except BaseException:
             if pending is not None and started:  # a checksummed chunk is all or nothing
-                store.forget_hasher(upload_id)
+                store.hashers.pop(upload_id)
                 await asyncio.shield(store.run_blocking(_roll_back, fd, offset, pending))
                 info.offset = offset
             raise
@@ -408,11 +390,9 @@ class LocalUpload(Upload):
             info.length = info.offset
         if info.offset != info.length:
             raise StorageError(f"upload has {info.offset} of {info.length} bytes")
-        hasher = self._store.forget_hasher(info.id)
-        if hasher is not None and hasher.position == info.offset:
-            info.sha256 = hasher.hexdigest()
-        else:
-            info.sha256 = await self._store.run_blocking(_hash_file, self.local_path())
+        info.sha256 = self._store.hashers.digest_if_whole(
+            info.id, info.offset
+        ) or await self._store.run_blocking(_hash_file, self.local_path())
         info.completed = time.time()
         info.expires = None
         await self._store.run_blocking(self._store.write_info, info)
@@ -426,7 +406,7 @@ class LocalUpload(Upload):
         self._store.remember_finished(info)
 
     async def delete(self, gone: str | None = None) -> None:
-        self._store.forget_hasher(self._info.id)
+        self._store.hashers.pop(self._info.id)
         self._store.forget_finished(self._info.id)
         await self._store.run_blocking(self._remove_files, gone)
         await self._store.locker.remove(self._info.id)

@@ -10,13 +10,17 @@ from email.message import Message
 from email.parser import BytesParser
 from email.policy import HTTP
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
 from aiohttp.test_utils import TestClient
+from moto import mock_aws
 
 from server.app import create_app
 from server.settings import Settings
-from storage import LocalStore
+from storage import DataStore, LocalStore
+from storage.s3 import S3Store
 from tests import processes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,13 +81,90 @@ def data_dir(tmp_path: Path) -> Path:
     return d
 
 
+BACKENDS = ("local", "s3")
+BUCKET = "spigot-test"
+PREFIX = "t"
+FAKE_AWS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that touches storage runs once per backend, unless its module narrows
+    `BACKENDS` (a proxy test is not about storage)."""
+    if "backend" in metafunc.fixturenames:
+        metafunc.parametrize("backend", getattr(metafunc.module, "BACKENDS", BACKENDS))
+
+
+@dataclass
+class Backend:
+    """One storage backend as the tests see it: how to open it, and what it holds."""
+
+    kind: str
+    data_dir: Path
+    temp_dir: Path
+    s3: Any = None  # a boto3 client on the (mocked) bucket
+
+    @property
+    def storage(self) -> str:
+        return self.data_dir.as_uri() if self.kind == "local" else f"s3://{BUCKET}/{PREFIX}"
+
+    def new_store(self, **options: Any) -> DataStore:
+        if self.kind == "local":
+            return LocalStore(self.data_dir, **options)
+        return S3Store(BUCKET, PREFIX, temp_dir=self.temp_dir, **options)
+
+    def names(self) -> list[str]:
+        """Everything the store holds, temp files included: what a failed upload must not
+        leave behind."""
+        if self.kind == "local":
+            return stored_files(self.data_dir)
+        listed = self.s3.list_objects_v2(Bucket=BUCKET, Prefix=PREFIX + "/")
+        keys = [o["Key"].removeprefix(PREFIX + "/") for o in listed.get("Contents", [])]
+        spooled = [p.name for p in self.temp_dir.rglob("*") if p.is_file() and p.name != ".lock"]
+        return sorted(keys + spooled)
+
+    def remove(self, upload_id: str, *suffixes: str) -> None:
+        """Delete an upload's objects behind spigot's back."""
+        for suffix in suffixes:
+            if self.kind == "local":
+                (self.data_dir / f"{upload_id}{suffix}").unlink()
+            else:
+                self.s3.delete_object(Bucket=BUCKET, Key=f"{PREFIX}/{upload_id}{suffix}")
+
+
 @pytest.fixture
-def make_client(aiohttp_client: ClientFactory, data_dir: Path) -> ClientFactory:
-    """An in-process spigot app over a fresh LocalStore; keyword args override settings."""
+def fake_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in FAKE_AWS.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def backend_store(
+    backend: str, data_dir: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Backend]:
+    """The test's backend: a directory, or a bucket in moto's in-process mock."""
+    if backend == "local":
+        yield Backend("local", data_dir, tmp_path / "spool")
+        return
+    request.getfixturevalue("fake_aws")
+    with mock_aws():
+        client = boto3.client("s3")
+        client.create_bucket(Bucket=BUCKET)
+        yield Backend("s3", data_dir, tmp_path / "spool", client)
+
+
+@pytest.fixture
+def make_client(aiohttp_client: ClientFactory, backend_store: Backend) -> ClientFactory:
+    """An in-process spigot app over a fresh store of the test's backend; keyword args
+    override settings."""
 
     async def make(**overrides: object) -> TestClient:  # type: ignore[type-arg]
-        settings = Settings(storage=data_dir.as_uri(), **overrides)  # type: ignore[arg-type]
-        return await aiohttp_client(create_app(settings, LocalStore(data_dir)))
+        settings = Settings(storage=backend_store.storage, **overrides)  # type: ignore[arg-type]
+        return await aiohttp_client(create_app(settings, backend_store.new_store()))
 
     return make
 

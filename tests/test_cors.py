@@ -7,6 +7,8 @@ from aiohttp.test_utils import TestClient
 
 from tests.conftest import ClientFactory
 
+BACKENDS = ("local",)  # not about storage: one backend is enough
+
 Client = TestClient  # type: ignore[type-arg]
 APP = "https://app.example"
 

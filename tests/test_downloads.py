@@ -11,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from server.protocol.conditional import http_date
-from tests.conftest import parse_multipart, sha256
+from tests.conftest import Backend, parse_multipart, sha256
 
 Client = TestClient  # type: ignore[type-arg]
 
@@ -225,7 +225,7 @@ async def test_unknown_and_malformed_ids(client: Client) -> None:
         assert (await resp.json())["error"]["code"] == "not_found"
 
 
-async def test_incomplete_upload_is_not_served(client: Client, data_dir: object) -> None:
+async def test_incomplete_upload_is_not_served(client: Client) -> None:
     from server.context import STORE
     from storage import UploadSpec
 
@@ -260,7 +260,7 @@ async def test_empty_listing(client: Client) -> None:
     assert await resp.json() == []
 
 
-async def test_delete(client: Client, data_dir: object) -> None:
+async def test_delete(client: Client) -> None:
     resp = await client.post("/files/", data=b"bye")
     file_id = (await resp.json())["id"]
     resp = await client.delete(f"/files/{file_id}")
@@ -278,14 +278,11 @@ async def test_last_modified_is_http_date(stored: dict[str, str]) -> None:
     assert moment is not None and http_date(moment) == stored["lm"]
 
 
-async def test_deleted_behind_our_back_is_404(client: Client, data_dir: object) -> None:
-    from pathlib import Path
-
+async def test_deleted_behind_our_back_is_404(client: Client, backend_store: Backend) -> None:
     resp = await client.post("/files/?name=big.bin", data=os.urandom(600_000))
     file_id = (await resp.json())["id"]
     assert (await client.get(f"/files/{file_id}", headers={"Range": "bytes=0-9"})).status == 206
-    for suffix in ("", ".info"):
-        (Path(str(data_dir)) / f"{file_id}{suffix}").unlink()
+    backend_store.remove(file_id, "", ".info")
     for headers in ({"Range": "bytes=0-9"}, {}):  # the small path and the sendfile path
         got = await client.get(f"/files/{file_id}", headers=headers)
         assert got.status == 404

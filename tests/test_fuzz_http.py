@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from tests.conftest import ClientFactory
 
+BACKENDS = ("local",)  # not about storage: one backend is enough
+
 Client = TestClient  # type: ignore[type-arg]
 
 # Header values must be latin-1 without CR/LF to be sendable at all.

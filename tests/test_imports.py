@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from tests.conftest import ClientFactory, stored_files
+from tests.conftest import Backend, ClientFactory
 from tests.test_events_hooks import read_events
 
 Client = TestClient  # type: ignore[type-arg]
@@ -114,7 +114,7 @@ async def test_import_resumes_after_a_drop(make_client: ClientFactory, origin: O
 
 
 async def test_import_without_ranges_fails_cleanly(
-    make_client: ClientFactory, origin: Origin, data_dir: Any
+    make_client: ClientFactory, origin: Origin, backend_store: Backend
 ) -> None:
     origin.drop_first = True
     origin.ranges = False
@@ -122,7 +122,7 @@ async def test_import_without_ranges_fails_cleanly(
     doc, events = await run_import(client, origin.url())
     assert events[-1]["event"] == "error"
     assert "connection failed" in events[-1]["data"]["message"]
-    assert [f for f in stored_files(data_dir) if not f.startswith(".")] == []
+    assert [f for f in backend_store.names() if not f.startswith(".")] == []
     status = await (await client.get(f"/imports/{doc['id']}")).json()
     assert status["state"] == "error"
 

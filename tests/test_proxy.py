@@ -38,6 +38,8 @@ from tests.conftest import (
 )
 from tests.tools import require
 
+BACKENDS = ("local",)  # not about storage: one backend is enough
+
 Client = TestClient  # type: ignore[type-arg]
 SECRET = "0123456789abcdef-test-secret"
 BLOB = bytes(range(256)) * 4096 * 20  # 20 MiB, deterministic

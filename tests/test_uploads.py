@@ -6,14 +6,13 @@ import asyncio
 import json
 import os
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
 from storage.ids import is_valid_id
-from tests.conftest import ClientFactory, sha256, stored_files
+from tests.conftest import Backend, ClientFactory, sha256
 
 Client = TestClient  # type: ignore[type-arg]
 
@@ -82,12 +81,12 @@ async def test_name_query_wins_and_is_sanitised(client: Client) -> None:
     await upload_ok(resp, b"x", "passwd")
 
 
-async def test_put_takes_the_name_from_the_path(client: Client, data_dir: Path) -> None:
+async def test_put_takes_the_name_from_the_path(client: Client, backend_store: Backend) -> None:
     body = os.urandom(5000)
     resp = await client.put("/files/big%20file.iso", data=body)
     doc = await upload_ok(resp, body, "big file.iso")
     # the name is metadata only: nothing named after it exists on disk
-    assert stored_files(data_dir) == sorted([doc["id"], f"{doc['id']}.info"])
+    assert backend_store.names() == sorted([doc["id"], f"{doc['id']}.info"])
 
 
 async def test_put_to_the_collection(client: Client) -> None:
@@ -135,14 +134,14 @@ async def test_multipart_several_files(client: Client) -> None:
         assert (await fetch(client, f["id"]))[1] == expected
 
 
-async def test_multipart_without_a_file(client: Client, data_dir: Path) -> None:
+async def test_multipart_without_a_file(client: Client, backend_store: Backend) -> None:
     form = aiohttp.FormData(default_to_multipart=True)
     form.add_field("only", "text")
     form.add_field("more", "text")
     resp = await client.post("/files/", data=form)
     assert resp.status == 400
     assert (await resp.json())["error"]["code"] == "no_file"
-    assert stored_files(data_dir) == []
+    assert backend_store.names() == []
 
 
 async def test_multipart_without_boundary(client: Client) -> None:
@@ -155,7 +154,7 @@ async def test_multipart_without_boundary(client: Client) -> None:
 
 
 async def test_content_length_over_cap_is_refused_before_storing(
-    make_client: ClientFactory, data_dir: Path
+    make_client: ClientFactory, backend_store: Backend
 ) -> None:
     client = await make_client(max_request_size=1000)
     resp = await client.post("/files/", data=b"x" * 1001)
@@ -163,12 +162,14 @@ async def test_content_length_over_cap_is_refused_before_storing(
     assert await resp.json() == {
         "error": {"code": "too_large", "message": "request body is larger than the 1000-byte limit"}
     }
-    assert stored_files(data_dir) == []
+    assert backend_store.names() == []
     ok = await client.post("/files/", data=b"x" * 1000)
     assert ok.status == 201
 
 
-async def test_chunked_body_crossing_cap(make_client: ClientFactory, data_dir: Path) -> None:
+async def test_chunked_body_crossing_cap(
+    make_client: ClientFactory, backend_store: Backend
+) -> None:
     client = await make_client(max_request_size=100_000)
 
     async def gen() -> AsyncIterator[bytes]:
@@ -178,10 +179,10 @@ async def test_chunked_body_crossing_cap(make_client: ClientFactory, data_dir: P
     resp = await client.post("/files/", data=gen())
     assert resp.status == 413
     assert (await resp.json())["error"]["code"] == "too_large"
-    assert stored_files(data_dir) == []
+    assert backend_store.names() == []
 
 
-async def test_multipart_crossing_cap(make_client: ClientFactory, data_dir: Path) -> None:
+async def test_multipart_crossing_cap(make_client: ClientFactory, backend_store: Backend) -> None:
     client = await make_client(max_request_size=100_000)
 
     async def gen() -> AsyncIterator[bytes]:
@@ -193,7 +194,7 @@ async def test_multipart_crossing_cap(make_client: ClientFactory, data_dir: Path
     headers = {"Content-Type": "multipart/form-data; boundary=B"}
     resp = await client.post("/files/", data=gen(), headers=headers)
     assert resp.status == 413
-    assert stored_files(data_dir) == []
+    assert backend_store.names() == []
 
 
 async def test_zero_means_unlimited(make_client: ClientFactory) -> None:
@@ -218,12 +219,12 @@ async def raw_exchange(client: Client, request: bytes, *, close_after: bool) -> 
         writer.close()
 
 
-async def wait_until_empty(data_dir: Path) -> None:
+async def wait_until_empty(backend_store: Backend) -> None:
     for _ in range(100):
-        if stored_files(data_dir) == []:
+        if backend_store.names() == []:
             return
         await asyncio.sleep(0.05)
-    assert stored_files(data_dir) == []
+    assert backend_store.names() == []
 
 
 async def test_expect_continue_over_cap_gets_413_and_no_100(make_client: ClientFactory) -> None:
@@ -252,21 +253,23 @@ async def test_expect_continue_under_cap_gets_100(client: Client) -> None:
     assert status == b"HTTP/1.1 201 Created\r\n"
 
 
-async def test_short_body_leaves_nothing(client: Client, data_dir: Path) -> None:
+async def test_short_body_leaves_nothing(client: Client, backend_store: Backend) -> None:
     request = b"POST /files/ HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n" + b"a" * 60_000
     await raw_exchange(client, request, close_after=False)
-    await wait_until_empty(data_dir)
+    await wait_until_empty(backend_store)
 
 
-async def test_disconnect_mid_body_leaves_nothing(client: Client, data_dir: Path) -> None:
+async def test_disconnect_mid_body_leaves_nothing(client: Client, backend_store: Backend) -> None:
     request = (
         b"PUT /files/x HTTP/1.1\r\nHost: t\r\nContent-Length: 10000000\r\n\r\n" + b"b" * 3_000_000
     )
     await raw_exchange(client, request, close_after=True)
-    await wait_until_empty(data_dir)
+    await wait_until_empty(backend_store)
 
 
-async def test_broken_chunked_encoding_leaves_nothing(client: Client, data_dir: Path) -> None:
+async def test_broken_chunked_encoding_leaves_nothing(
+    client: Client, backend_store: Backend
+) -> None:
     request = (
         b"POST /files/ HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
         b"10\r\n0123456789abcdef\r\nZZ\r\n"
@@ -275,7 +278,7 @@ async def test_broken_chunked_encoding_leaves_nothing(client: Client, data_dir: 
     # aiohttp's parser fails the connection itself: a 400, or a plain close if the
     # response could no longer be sent. Either way nothing may be stored.
     assert reply == b"" or reply.startswith(b"HTTP/1.1 400 ")
-    await wait_until_empty(data_dir)
+    await wait_until_empty(backend_store)
 
 
 # -- Location ------------------------------------------------------------------------------

@@ -16,9 +16,9 @@ from functools import lru_cache
 
 from aiohttp import web
 
-from storage import LocalFile, Upload, UploadInfo
+from storage import LocalFile, Presigner, Upload, UploadInfo
 
-from ..context import store_of
+from ..context import settings_of, store_of
 from ..errors import ApiError
 from ..protocol import byteranges, conditional, disposition
 from ..protocol.conditional import Outcome, Validators
@@ -105,6 +105,18 @@ async def get_file(request: web.Request) -> web.StreamResponse:
     attachment = request.query.get("download", "") not in ("", "0", "false")
     headers["Content-Type"] = mime
     headers["Content-Disposition"] = rep.attachment if attachment else rep.inline
+    settings = settings_of(request)
+    if settings.s3_redirect_downloads and isinstance(store := store_of(request), Presigner):
+        # The bytes come from S3 itself, with the headers spigot would have sent.
+        url = await store.presign_download(
+            upload,
+            int(settings.s3_redirect_expires),
+            mime,
+            headers["Content-Disposition"],
+        )
+        return web.Response(
+            status=302, headers={"Location": url, "Cache-Control": "private, no-store"}
+        )
     headers["X-Content-Type-Options"] = "nosniff"
     if rep.active:
         headers["Content-Security-Policy"] = "sandbox"  # see server/protocol/media.py

@@ -12,16 +12,23 @@ names it first: `X-Progress-ID: <token>` (or `?progress_id=`) on the upload, the
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 
 from aiohttp import web
 
+from storage import StorageError, UploadGone, UploadInfo
+
 from ..context import lifecycle_of, settings_of, store_of
 from ..errors import ApiError
-from ..events import Event
+from ..events import TERMINAL, Event, UploadEvents
 from ..lifecycle import complete_event
 from ..responses import file_url
+
+# How often an event stream over a shared store (S3) re-reads an upload's state, to see what
+# other instances wrote. Each look costs a few S3 requests, so not too often.
+STORE_POLL = 1.0
 
 PROGRESS_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -45,15 +52,46 @@ async def file_events(request: web.Request) -> web.StreamResponse:
     upload = await store_of(request).open(upload_id)  # 404 or 410 before any stream opens
     info = upload.info
     events = lifecycle_of(request).events
-    latest = events.latest(upload_id)
-    if latest is None:
+    url = file_url(request, info.id)
+    if events.latest(upload_id) is None:
         # Nothing seen here yet (written by another process, or before a restart): start
         # from what the store says.
+        publish_stored(events, info, url)
+    if not store_of(request).shared or info.is_complete:
+        return await stream(request, upload_id)
+    # Another instance may be the one writing it: look at the store now and then.
+    watcher = asyncio.create_task(watch_store(request, upload_id, url))
+    try:
+        return await stream(request, upload_id)
+    finally:
+        watcher.cancel()
+
+
+def publish_stored(events: UploadEvents, info: UploadInfo, url: str) -> None:
+    """Publish the state the store records, unless this process has already said more."""
+    latest = events.latest(info.id)
+    if latest is not None and latest.type in TERMINAL:
+        return
+    if info.is_complete:
+        events.publish(info.id, "complete", complete_event(info, url))
+    elif latest is None or latest.data.get("offset", -1) < info.offset:
+        events.publish(info.id, "progress", {"offset": info.offset, "length": info.length})
+
+
+async def watch_store(request: web.Request, upload_id: str, url: str) -> None:
+    store, events = store_of(request), lifecycle_of(request).events
+    while True:
+        await asyncio.sleep(STORE_POLL)
+        try:
+            info = (await store.open(upload_id)).info
+        except UploadGone:
+            events.publish(upload_id, "terminated", {"id": upload_id})
+            return
+        except StorageError:
+            continue  # unreachable for a moment, or removed without a trace: keep looking
+        publish_stored(events, info, url)
         if info.is_complete:
-            events.publish(upload_id, "complete", complete_event(info, file_url(request, info.id)))
-        else:
-            events.publish(upload_id, "progress", {"offset": info.offset, "length": info.length})
-    return await stream(request, upload_id)
+            return
 
 
 async def progress_events(request: web.Request) -> web.StreamResponse:

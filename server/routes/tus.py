@@ -206,6 +206,7 @@ async def tus_create(request: web.Request) -> web.Response:
         metadata=metadata,
         expires=time.time() + settings.upload_ttl,
         partial=concat is not None and concat.partial,
+        max_length=settings.max_upload_size or None,
     )
     lifecycle = lifecycle_of(request)
     await lifecycle.admit(spec, request)

@@ -75,7 +75,7 @@ async def expect_continue(request: web.Request) -> web.StreamResponse | None:
 async def _raw(request: web.Request, name: str | None) -> web.Response:
     cap = settings_of(request).max_request_size
     check_declared_length(request, cap)
-    spec = _spec(name, request.headers.get("Content-Type", ""))
+    spec = _spec(request, name, request.headers.get("Content-Type", ""))
     upload = await _store_stream(request, spec, raw_chunks(request, Meter(cap)))
     return _created(request, [upload.info])
 
@@ -94,7 +94,7 @@ async def _multipart(request: web.Request) -> web.Response:
             if part.filename is None:
                 await discard_part(part, meter)
                 continue
-            spec = _spec(part.filename, part.headers.get("Content-Type", ""))
+            spec = _spec(request, part.filename, part.headers.get("Content-Type", ""))
             stored.append(await _store_stream(request, spec, part_chunks(part, meter)))
     except BaseException:
         await asyncio.shield(_take_back(request, stored))
@@ -130,7 +130,7 @@ async def _store_stream(
     lifecycle.created(upload.info, url)
     meter = lifecycle.meter(upload.info, *aliases)
     try:
-        await upload.append(0, meter.wrap(chunks))
+        await upload.append(0, meter.wrap(chunks), last=True)
         await upload.finish()
     except BaseException:
         await asyncio.shield(upload.delete())
@@ -149,11 +149,12 @@ async def _take_back(request: web.Request, uploads: list[Upload]) -> None:
         lifecycle.terminated(upload.info, file_url(request, upload.info.id))
 
 
-def _spec(name: str | None, content_type: str) -> UploadSpec:
+def _spec(request: web.Request, name: str | None, content_type: str) -> UploadSpec:
     return UploadSpec(
         name=sanitize_name(name),
         content_type=declared_media_type(content_type),
         expires=time.time() + ONE_SHOT_TTL,
+        max_length=settings_of(request).max_request_size or None,
     )
 
 

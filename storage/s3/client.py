@@ -1,0 +1,129 @@
+"""boto3, off the event loop.
+
+boto3 is the design card's choice. Its client is thread-safe, so every call runs in one
+bounded pool of threads and the event loop only awaits. (aiobotocore would avoid the
+threads, but its body streaming is built on aiohttp's client and it trails botocore's
+releases; the pool keeps the well-trodden code path and costs one hand-off per call, small
+next to a network round trip.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ..errors import StorageError, StorageUnavailable
+
+T = TypeVar("T")
+
+
+class S3:
+    """The bucket, and a pool of threads that call it."""
+
+    def __init__(self, bucket: str, endpoint_url: str | None, threads: int) -> None:
+        self.bucket = bucket
+        self._endpoint_url = endpoint_url
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="spigot-s3")
+        self._threads = threads
+        self._client: Any = None
+
+    async def connect(self) -> None:
+        """Build the client (credentials come from the standard AWS chain) and check the
+        bucket: a missing bucket or bad credentials stop start-up with one clear line."""
+        self._client = await self.run(self._build)
+        try:
+            await self.call("head_bucket")
+        except ClientError as exc:
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status == 404:
+                raise StorageUnavailable(f"bucket {self.bucket!r} does not exist") from None
+            if status in (401, 403):
+                raise StorageUnavailable(
+                    f"access to bucket {self.bucket!r} was refused: check the credentials"
+                ) from None
+            raise StorageUnavailable(f"bucket {self.bucket!r}: {code_of(exc)}") from None
+        except BotoCoreError as exc:  # no credentials, endpoint unreachable, ...
+            raise StorageUnavailable(f"cannot use bucket {self.bucket!r}: {exc}") from None
+
+    def _build(self) -> Any:
+        config = Config(
+            max_pool_connections=self._threads,
+            retries={"mode": "standard", "max_attempts": 5},
+            # spigot hashes every byte itself (sha256); botocore's extra CRC pass would
+            # cost a second read of each part for nothing.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            connect_timeout=10,
+            read_timeout=60,
+        )
+        return boto3.session.Session().client("s3", endpoint_url=self._endpoint_url, config=config)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def call(self, operation: str, **params: Any) -> Any:
+        """One S3 API call; Bucket is filled in. Failures other than ClientError (network,
+        credentials) become StorageError, so the HTTP layer answers them as one."""
+        method = getattr(self._client, operation)
+        try:
+            return await self.run(functools.partial(method, Bucket=self.bucket, **params))
+        except BotoCoreError as exc:
+            raise StorageError(f"S3 {operation} failed: {exc}") from exc
+
+    async def get_bytes(self, key: str, byte_range: str | None = None) -> bytes:
+        """A whole (small) object or range, fetched and read in one thread hand-off."""
+
+        def fetch() -> bytes:
+            params = {"Bucket": self.bucket, "Key": key}
+            if byte_range:
+                params["Range"] = byte_range
+            body = self._client.get_object(**params)["Body"]
+            try:
+                data: bytes = body.read()
+                return data
+            finally:
+                body.close()
+
+        try:
+            return await self.run(fetch)
+        except BotoCoreError as exc:
+            raise StorageError(f"S3 get_object failed: {exc}") from exc
+
+    def presign(self, operation: str, params: dict[str, Any], expires_in: int) -> str:
+        """A presigned URL. Signing is local computation, no request is made."""
+        url: str = self._client.generate_presigned_url(
+            operation, Params={"Bucket": self.bucket, **params}, ExpiresIn=expires_in
+        )
+        return url
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        if self._client is not None:
+            self._client.close()
+
+
+def code_of(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def status_of(exc: ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+
+
+def is_missing(exc: ClientError) -> bool:
+    return status_of(exc) == 404 or code_of(exc) in ("NoSuchKey", "NoSuchUpload", "404")
+
+
+def is_conflict(exc: ClientError) -> bool:
+    """A conditional write lost: the object changed (412) or a concurrent one won (409)."""
+    return status_of(exc) in (409, 412) or code_of(exc) in (
+        "PreconditionFailed",
+        "ConditionalRequestConflict",
+    )

@@ -1,0 +1,173 @@
+"""One writer per upload across instances, with no sticky sessions: a lease object.
+
+`{id}.lock` is taken with a conditional write, `PutObject If-None-Match: *`, which S3 (and
+MinIO, R2, moto) lets exactly one writer win. The holder renews it every `ttl / 3` with
+`If-Match: <its ETag>`; a failed renewal means another instance took the lease over, and the
+holder stops at once.
+
+A waiter that finds the lease held asks the holder to let go, as tusd and @tus/server do:
+in this process by calling the holder's `release` callback, across instances by writing
+`{id}.release`, which holders look for every `watch` seconds. A PATCH hanging on a dead
+connection then stores what it has and gives way.
+
+A holder that died cannot answer. The waiter then watches the lease's ETag: unchanged for
+a whole `ttl` (timed on the waiter's own clock, so clock skew between machines does not
+matter) means nobody renews it, and the waiter replaces it with `If-Match`, which fails if
+the holder came back to life in the meantime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+
+from botocore.exceptions import ClientError
+
+from ..errors import LockTimeout, StorageError
+from .client import S3, is_conflict, is_missing
+
+POLL = 0.1  # how often a waiter retries
+
+
+class LeaseLocker:
+    def __init__(
+        self,
+        s3: S3,
+        key_of: Callable[[str, str], str],
+        ttl: float = 15.0,
+        timeout: float = 10.0,
+        watch: float = 0.5,
+    ) -> None:
+        self._s3 = s3
+        self._key = key_of
+        self.ttl = ttl
+        self.timeout = timeout
+        self.watch = watch
+        self.owner = secrets.token_hex(8)
+        self._holders: dict[str, Callable[[], None]] = {}
+        self._seen: dict[str, tuple[str, float]] = {}  # id -> (lease ETag, first seen)
+
+    @contextlib.asynccontextmanager
+    async def lock(self, upload_id: str, release: Callable[[], None]) -> AsyncIterator[None]:
+        etag = await self._acquire(upload_id)
+        self._holders[upload_id] = release
+        keeper = asyncio.ensure_future(self._keep(upload_id, etag, release))
+        try:
+            yield
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                etag = await keeper
+            self._holders.pop(upload_id, None)
+            await asyncio.shield(self._drop(upload_id, etag))
+
+    async def _acquire(self, upload_id: str) -> str:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        next_ask = 0.0
+        while True:
+            etag = await self._try(upload_id)
+            if etag is not None:
+                return etag
+            now = loop.time()
+            if now >= deadline:
+                raise LockTimeout(upload_id)
+            if now >= next_ask:  # ask (again) whoever holds it to let go
+                next_ask = now + self.watch * 2
+                holder = self._holders.get(upload_id)
+                if holder is not None:
+                    holder()
+                else:
+                    await self._s3.call(
+                        "put_object", Key=self._key(upload_id, "release"), Body=self.owner.encode()
+                    )
+            await asyncio.sleep(POLL)
+
+    def _body(self) -> bytes:
+        return json.dumps({"owner": self.owner, "ttl": self.ttl, "at": time.time()}).encode()
+
+    async def _try(self, upload_id: str) -> str | None:
+        """The new lease's ETag, or None while someone else holds a live one."""
+        lock_key = self._key(upload_id, "lock")
+        try:
+            made = await self._s3.call(
+                "put_object", Key=lock_key, Body=self._body(), IfNoneMatch="*"
+            )
+            self._seen.pop(upload_id, None)
+            return str(made["ETag"])
+        except ClientError as exc:
+            if not is_conflict(exc):
+                raise
+        try:
+            current = str((await self._s3.call("head_object", Key=lock_key))["ETag"])
+        except ClientError as exc:
+            if is_missing(exc):
+                return None  # released in between: try again
+            raise
+        now = time.monotonic()
+        seen = self._seen.get(upload_id)
+        if seen is None or seen[0] != current:
+            self._seen[upload_id] = (current, now)
+            return None
+        if now - seen[1] < self.ttl:
+            return None
+        try:  # nobody renewed it for a whole ttl: its holder is gone
+            made = await self._s3.call(
+                "put_object", Key=lock_key, Body=self._body(), IfMatch=current
+            )
+        except ClientError as exc:
+            if is_conflict(exc) or is_missing(exc):
+                return None
+            raise
+        self._seen.pop(upload_id, None)
+        return str(made["ETag"])
+
+    async def _keep(self, upload_id: str, etag: str, release: Callable[[], None]) -> str:
+        """While held: renew the lease, and act on release requests. Returns the last ETag."""
+        lock_key = self._key(upload_id, "lock")
+        release_key = self._key(upload_id, "release")
+        loop = asyncio.get_running_loop()
+        renew_at = loop.time() + self.ttl / 3
+        try:
+            while True:
+                await asyncio.sleep(self.watch)
+                with contextlib.suppress(StorageError):  # S3 unreachable: ask again later
+                    if await self._release_requested(release_key):
+                        release()
+                if loop.time() >= renew_at:
+                    renew_at = loop.time() + self.ttl / 3
+                    try:
+                        made = await self._s3.call(
+                            "put_object", Key=lock_key, Body=self._body(), IfMatch=etag
+                        )
+                        etag = str(made["ETag"])
+                    except ClientError as exc:
+                        if not (is_conflict(exc) or is_missing(exc)):
+                            continue  # S3 trouble: the lease has time left, retry
+                        release()  # taken over: stop writing now
+                        return ""
+                    except StorageError:
+                        continue
+        except asyncio.CancelledError:
+            return etag
+
+    async def _release_requested(self, release_key: str) -> bool:
+        """Whether a waiter asked for the lease; the request is consumed."""
+        try:
+            await self._s3.call("head_object", Key=release_key)
+        except ClientError as exc:
+            if is_missing(exc):
+                return False
+            raise StorageError(f"checking {release_key} failed") from exc
+        await self._s3.call("delete_object", Key=release_key)
+        return True
+
+    async def _drop(self, upload_id: str, etag: str) -> None:
+        if not etag:
+            return  # no longer ours
+        with contextlib.suppress(ClientError):
+            await self._s3.call("delete_object", Key=self._key(upload_id, "lock"), IfMatch=etag)

@@ -1,0 +1,697 @@
+"""The S3 backend: bytes stream straight into multipart parts; any instance continues any upload.
+
+Nothing about an upload lives in one instance: its info, parts, tail and lease are objects in
+the bucket (see layout.py for the keys and how the offset is read back from them, lease.py for
+locking). While a PATCH streams in, each full part is uploaded while the next one fills, with
+at most `concurrency` part uploads in flight per instance; a part waits in memory, or in the
+temp directory when it is large (buffers.py). What arrives after the last full part is kept
+as `{id}.part` and goes in front of the next append.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import time
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from botocore.exceptions import ClientError
+
+from ..base import DataStore, Upload, UploadInfo, UploadSpec
+from ..errors import (
+    ChecksumMismatch,
+    LengthExceeded,
+    OffsetMismatch,
+    StorageError,
+    UploadComplete,
+    UploadGone,
+    UploadNotFound,
+)
+from ..hashing import ChunkVerifier, StreamHasher
+from ..ids import is_valid_id, new_id
+from ..memo import FinishedInfos, Hashers
+from . import layout
+from .buffers import FLUSH, PartBuffer, TempSpace
+from .client import S3, is_missing
+from .layout import MIN_PART, Part, Progress, Tail
+from .lease import LeaseLocker
+
+READ_CHUNK = 512 << 10
+TOMBSTONE_AGE = 7 * 86400.0
+STRAY_AGE = 3600.0  # a lease or release request with no upload this old is a leftover
+
+
+class S3Store(DataStore):
+    shared = True
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        part_size: int = 8 << 20,
+        concurrency: int = 8,
+        memory_limit: int = 8 << 20,
+        temp_dir: Path | str = "/tmp/spigot",
+        temp_cap: int = 1 << 30,
+        max_length: int | None = None,
+        lock_ttl: float = 15.0,
+        lock_timeout: float = 10.0,
+    ) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.preferred_part = part_size
+        self.memory_limit = memory_limit
+        self.max_length = max_length
+        self.s3 = S3(bucket, endpoint_url, threads=concurrency + 8)
+        self.temp = TempSpace(Path(temp_dir), temp_cap, self.s3.run)
+        self.slots = asyncio.Semaphore(concurrency)
+        self.locker = LeaseLocker(self.s3, self.key, ttl=lock_ttl, timeout=lock_timeout)
+        self.hashers = Hashers()
+        self.finished = FinishedInfos()
+
+    def describe(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+    def key(self, upload_id: str, suffix: str = "") -> str:
+        return layout.key(self.prefix, upload_id, suffix)
+
+    async def start(self) -> None:
+        await self.s3.connect()
+        await self.temp.start()
+
+    async def close(self) -> None:
+        await self.temp.close()
+        self.s3.close()
+
+    def lock(
+        self, upload_id: str, release: Callable[[], None]
+    ) -> AbstractAsyncContextManager[None]:
+        return self.locker.lock(upload_id, release)
+
+    # -- info -----------------------------------------------------------------------------
+
+    async def write_info(self, info: UploadInfo) -> None:
+        body = json.dumps(info.to_json(), separators=(",", ":")).encode()
+        await self.s3.call(
+            "put_object", Key=self.key(info.id, "info"), Body=body, ContentType="application/json"
+        )
+
+    async def _read_info(self, upload_id: str) -> UploadInfo:
+        try:
+            raw = await self.s3.get_bytes(self.key(upload_id, "info"))
+        except ClientError as exc:
+            if not is_missing(exc):
+                raise StorageError(f"reading upload {upload_id} failed") from exc
+            if await self._exists(self.key(upload_id, "gone")):
+                raise UploadGone(upload_id) from None
+            raise UploadNotFound(upload_id) from None
+        try:
+            return UploadInfo.from_json(json.loads(raw))
+        except (ValueError, TypeError) as exc:
+            raise StorageError(f"upload {upload_id} has an unreadable info object") from exc
+
+    async def _exists(self, object_key: str) -> bool:
+        try:
+            await self.s3.call("head_object", Key=object_key)
+        except ClientError as exc:
+            if is_missing(exc):
+                return False
+            raise
+        return True
+
+    async def progress(self, info: UploadInfo) -> Progress:
+        """What is safely stored of an unfinished upload, from the listed parts and tail."""
+        listed, tail = await asyncio.gather(self._list_parts(info), self._head_tail(info.id))
+        return layout.progress(listed, part_size_of(info), info.length, tail)
+
+    async def _list_parts(self, info: UploadInfo) -> list[Part]:
+        multipart = info.backend.get("multipart")
+        if not multipart:
+            return []
+        parts: list[Part] = []
+        marker = 0
+        while True:
+            try:
+                page = await self.s3.call(
+                    "list_parts",
+                    Key=self.key(info.id),
+                    UploadId=multipart,
+                    MaxParts=layout.LIST_PAGE,
+                    PartNumberMarker=marker,
+                )
+            except ClientError as exc:
+                if is_missing(exc):
+                    return parts
+                raise
+            for p in page.get("Parts", []):
+                parts.append(Part(p["PartNumber"], p["Size"], p["ETag"]))
+            if not page.get("IsTruncated"):
+                return parts
+            marker = int(page["NextPartNumberMarker"])
+
+    async def _head_tail(self, upload_id: str) -> Tail | None:
+        try:
+            head = await self.s3.call("head_object", Key=self.key(upload_id, "part"))
+        except ClientError as exc:
+            if is_missing(exc):
+                return None
+            raise
+        start = head.get("Metadata", {}).get("start", "")
+        return Tail(int(start), int(head["ContentLength"])) if start.isdigit() else None
+
+    # -- DataStore ------------------------------------------------------------------------
+
+    async def create(self, spec: UploadSpec) -> S3Upload:
+        info = UploadInfo.new(new_id(), spec)
+        planned = spec.length if spec.length is not None else spec.max_length or self.max_length
+        info.backend["part_size"] = str(layout.part_size(planned, self.preferred_part))
+        await self.write_info(info)
+        return S3Upload(self, info, Progress((), None))
+
+    async def open(self, upload_id: str) -> S3Upload:
+        if not is_valid_id(upload_id):
+            raise UploadNotFound(upload_id)
+        cached = self.finished.get(upload_id)
+        if cached is not None:
+            return S3Upload(self, cached, None)
+        info = await self._read_info(upload_id)
+        if info.is_complete:
+            self.finished.remember(info)
+            return S3Upload(self, info, None)
+        stored = await self.progress(info)
+        info.offset = stored.offset
+        return S3Upload(self, info, stored)
+
+    async def list_uploads(self) -> AsyncIterator[UploadInfo]:
+        async for group in self._groups():
+            if "info" in group:
+                with contextlib.suppress(StorageError):  # deleted meanwhile, or corrupt
+                    yield (await self.open(group["id"])).info
+
+    async def _groups(self) -> AsyncIterator[dict[str, Any]]:
+        """Our objects, one dict per upload id ({suffix: LastModified, "id": id}), a page of
+        1,000 keys at a time. Keys are listed in order, so an upload's objects are adjacent."""
+        token: str | None = None
+        current: dict[str, Any] = {"id": None}
+        while True:
+            params: dict[str, Any] = {"Prefix": f"{self.prefix}/" if self.prefix else ""}
+            if token:
+                params["ContinuationToken"] = token
+            page = await self.s3.call("list_objects_v2", **params)
+            for obj in page.get("Contents", []):
+                found = layout.split_key(self.prefix, obj["Key"])
+                if found is None or not is_valid_id(found[0]):
+                    continue
+                upload_id, suffix = found
+                if upload_id != current["id"]:
+                    if current["id"] is not None:
+                        yield current
+                    current = {"id": upload_id}
+                current[suffix or "object"] = obj["LastModified"].timestamp()
+            if not page.get("IsTruncated"):
+                break
+            token = page["NextContinuationToken"]
+        if current["id"] is not None:
+            yield current
+
+    async def prune(self, now: float) -> int:
+        """Drop old tombstones, and leases or release requests of uploads that are gone."""
+        stale: list[str] = []
+        async for group in self._groups():
+            upload_id = group["id"]
+            if group.get("gone", now) < now - TOMBSTONE_AGE:
+                stale.append(self.key(upload_id, "gone"))
+            if "info" not in group:
+                for suffix in ("lock", "release"):
+                    if group.get(suffix, now) < now - STRAY_AGE:
+                        stale.append(self.key(upload_id, suffix))
+        for start in range(0, len(stale), 1000):
+            await self.delete_keys(stale[start : start + 1000])
+        return len(stale)
+
+    async def delete_keys(self, keys: list[str]) -> None:
+        if keys:
+            await self.s3.call(
+                "delete_objects", Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True}
+            )
+
+    async def concatenate(self, final: Upload, partials: Sequence[Upload]) -> UploadInfo:
+        """Build the final object from the partial objects inside S3 (UploadPartCopy), when
+        each partial can be a part (all but the last at least 5 MiB, none over 5 GiB);
+        otherwise stream their bytes through, which works for any sizes."""
+        assert isinstance(final, S3Upload)
+        sizes = [p.info.length or 0 for p in partials]
+        copyable = all(s >= MIN_PART for s in sizes[:-1]) and all(
+            s <= layout.MAX_PART for s in sizes
+        )
+        if not copyable or not partials:
+            for i, partial in enumerate(partials):
+                await final.append(final.info.offset, partial.read(), last=i == len(partials) - 1)
+            return final.info
+        multipart = await final.ensure_multipart()
+
+        async def copy(number: int, partial: Upload) -> dict[str, Any]:
+            async with self.slots:
+                made = await self.s3.call(
+                    "upload_part_copy",
+                    Key=self.key(final.info.id),
+                    UploadId=multipart,
+                    PartNumber=number,
+                    CopySource={"Bucket": self.bucket, "Key": self.key(partial.info.id)},
+                )
+            return {"PartNumber": number, "ETag": made["CopyPartResult"]["ETag"]}
+
+        parts = await asyncio.gather(*(copy(n, p) for n, p in enumerate(partials, start=1)))
+        await final.complete_multipart(list(parts))
+        final.info.offset = sum(sizes)
+        return final.info
+
+    async def presign_download(
+        self, upload: Upload, expires_in: int, content_type: str, disposition: str
+    ) -> str:
+        params = {
+            "Key": self.key(upload.info.id),
+            "ResponseContentType": content_type,
+            "ResponseContentDisposition": disposition,
+        }
+        return await self.s3.run(self.s3.presign, "get_object", params, expires_in)
+
+
+def part_size_of(info: UploadInfo) -> int:
+    return int(info.backend.get("part_size", layout.MIN_PART))
+
+
+def object_metadata(info: UploadInfo) -> dict[str, str]:
+    """User metadata must be ASCII in S3, so values are percent-encoded (UTF-8)."""
+    meta = {"name": quote(info.name, safe="")}
+    for k, v in info.metadata.items():
+        if k.isascii() and k.replace("-", "").replace("_", "").isalnum():
+            meta[f"tus-{k.lower()}"] = quote(v, safe="")
+    return meta
+
+
+class S3Upload(Upload):
+    def __init__(self, store: S3Store, info: UploadInfo, stored: Progress | None) -> None:
+        self._store = store
+        self._info = info
+        self.stored = stored  # None once complete
+        self.object_written = False  # the final object exists (small body or concatenation)
+
+    @property
+    def info(self) -> UploadInfo:
+        return self._info
+
+    @property
+    def object_key(self) -> str:
+        return self._store.key(self._info.id)
+
+    async def ensure_multipart(self) -> str:
+        """The multipart upload's id, started (and recorded in the info) on first need."""
+        info = self._info
+        multipart = info.backend.get("multipart")
+        if multipart:
+            return multipart
+        params: dict[str, Any] = {"Key": self.object_key, "Metadata": object_metadata(info)}
+        if info.content_type:
+            params["ContentType"] = info.content_type
+        made = await self._store.s3.call("create_multipart_upload", **params)
+        info.backend["multipart"] = str(made["UploadId"])
+        await self._store.write_info(info)
+        return info.backend["multipart"]
+
+    async def complete_multipart(self, parts: list[dict[str, Any]]) -> None:
+        await self._store.s3.call(
+            "complete_multipart_upload",
+            Key=self.object_key,
+            UploadId=self._info.backend["multipart"],
+            MultipartUpload={"Parts": parts},
+        )
+        self.object_written = True
+
+    async def put_object(self, body: bytes | Any) -> None:
+        params: dict[str, Any] = {
+            "Key": self.object_key,
+            "Body": body,
+            "Metadata": object_metadata(self._info),
+        }
+        if self._info.content_type:
+            params["ContentType"] = self._info.content_type
+        await self._store.s3.call("put_object", **params)
+        self.object_written = True
+
+    async def append(
+        self,
+        offset: int,
+        chunks: AsyncIterable[bytes],
+        verify: ChunkVerifier | None = None,
+        *,
+        last: bool = False,
+    ) -> int:
+        info = self._info
+        if info.is_complete or self.object_written:
+            raise UploadComplete(info.id)
+        assert self.stored is not None
+        if offset != info.offset:
+            raise OffsetMismatch(info.offset, offset)
+        staged: PartBuffer | None = None
+        if verify is not None:
+            # All or nothing: the chunk waits in the temp directory until its checksum is
+            # known to match, and only then are any of its bytes uploaded.
+            staged = await self._stage(offset, chunks, verify)
+            chunks = _replay(staged)
+        writer = PartWriter(self, self.stored, self._store.hashers.for_append(info))
+        ended = False
+        try:
+            await writer.begin()
+            async for chunk in chunks:
+                if info.length is not None and writer.end + len(chunk) > info.length:
+                    await writer.write(chunk[: info.length - writer.end])
+                    raise LengthExceeded(info.length)
+                await writer.write(chunk)
+            if last and info.length is None:
+                info.length = writer.end
+            ended = True
+        finally:
+            try:
+                # Keep what arrived even when the stream failed: the offset then says how
+                # far a resuming client must go back. Shielded from a cancelled handler.
+                # Only a stream that ended well may give the upload its final form.
+                final = ended and writer.end == info.length
+                self.stored = await asyncio.shield(writer.close(final, keep_tail=not last))
+                info.offset = writer.end if self.object_written else self.stored.offset
+            finally:
+                if staged is not None:
+                    await staged.discard()
+        return info.offset
+
+    async def _stage(
+        self, offset: int, chunks: AsyncIterable[bytes], verify: ChunkVerifier
+    ) -> PartBuffer:
+        length = self._info.length
+        staged = PartBuffer(self._store.temp, 0)
+        pending: list[bytes] = []
+        size = unhashed = 0
+        try:
+            async for chunk in chunks:
+                size += len(chunk)
+                if length is not None and offset + size > length:
+                    raise LengthExceeded(length)
+                await staged.add(chunk)
+                pending.append(chunk)
+                unhashed += len(chunk)
+                if unhashed >= FLUSH:
+                    await self._store.s3.run(_feed, [verify], pending)
+                    pending, unhashed = [], 0
+            await self._store.s3.run(_feed, [verify], pending)
+            if not verify.matches():
+                raise ChecksumMismatch(self._info.id)
+        except BaseException:
+            await asyncio.shield(staged.discard())
+            raise
+        return staged
+
+    async def declare_length(self, length: int) -> None:
+        if self._info.is_complete:
+            raise UploadComplete(self._info.id)
+        if length < self._info.offset:
+            raise LengthExceeded(length)
+        self._info.length = length
+        await self._store.write_info(self._info)
+
+    async def read(self, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        stop = self._info.offset if end is None else end
+        if stop <= start:
+            return
+        if stop - start <= READ_CHUNK:
+            yield await self.read_bytes(start, stop)
+            return
+        s3 = self._store.s3
+        try:
+            got = await s3.call(
+                "get_object", Key=self.object_key, Range=f"bytes={start}-{stop - 1}"
+            )
+        except ClientError as exc:
+            raise self._read_error(exc) from None
+        body = got["Body"]
+        try:
+            while chunk := await s3.run(body.read, READ_CHUNK):
+                yield chunk
+        finally:
+            await s3.run(body.close)
+
+    async def read_bytes(self, start: int, end: int) -> bytes:
+        try:
+            return await self._store.s3.get_bytes(self.object_key, f"bytes={start}-{end - 1}")
+        except ClientError as exc:
+            raise self._read_error(exc) from None
+
+    def _read_error(self, exc: ClientError) -> StorageError:
+        if is_missing(exc):
+            self._store.finished.forget(self._info.id)
+            return UploadNotFound(self._info.id)
+        return StorageError(f"reading upload {self._info.id} failed")
+
+    async def finish(self) -> UploadInfo:
+        info = self._info
+        if info.is_complete:
+            return info
+        if info.length is None:
+            info.length = info.offset
+        if info.offset != info.length:
+            raise StorageError(f"upload has {info.offset} of {info.length} bytes")
+        store = self._store
+        multipart = info.backend.get("multipart")
+        if not self.object_written:
+            assert self.stored is not None
+            if self.stored.tail is not None or not multipart:
+                # The tail (or, for an empty upload, nothing) still has to become the end.
+                writer = PartWriter(self, self.stored, None)
+                await writer.begin()
+                self.stored = await writer.close(final=True)
+            if not self.object_written:
+                await self.complete_multipart(
+                    [{"PartNumber": p.number, "ETag": p.etag} for p in self.stored.parts]
+                )
+            elif multipart and not self.stored.parts:
+                await self._abort_multiparts()  # put whole: an earlier attempt's parts go
+        info.sha256 = store.hashers.digest_if_whole(info.id, info.length) or await self._hash()
+        info.completed = time.time()
+        info.expires = None
+        info.backend.pop("multipart", None)
+        await store.write_info(info)
+        self.stored = None
+        store.finished.remember(info)
+        return info
+
+    async def _hash(self) -> str:
+        """sha256 of the stored object, for uploads no one process saw whole."""
+        s3 = self._store.s3
+        got = await s3.call("get_object", Key=self.object_key)
+        return await s3.run(_hash_body, got["Body"])
+
+    async def mark_finish_announced(self) -> None:
+        self._info.finish_announced = True
+        await self._store.write_info(self._info)
+        self._store.finished.remember(self._info)
+
+    async def delete(self, gone: str | None = None) -> None:
+        store, upload_id = self._store, self._info.id
+        store.hashers.pop(upload_id)
+        store.finished.forget(upload_id)
+        if gone is not None:
+            tombstone = json.dumps({"reason": gone, "at": time.time()}).encode()
+            await store.s3.call("put_object", Key=store.key(upload_id, "gone"), Body=tombstone)
+        # Info first, so no reader ever finds info whose bytes are already gone.
+        await store.delete_keys([store.key(upload_id, "info")])
+        await self._abort_multiparts()
+        await store.delete_keys(
+            [store.key(upload_id), store.key(upload_id, "part"), store.key(upload_id, "release")]
+        )
+
+    async def _abort_multiparts(self) -> None:
+        """Abort every multipart upload for this key (a crash may have left more than the
+        one the info names), so no parts are left to be billed."""
+        s3 = self._store.s3
+        listed = await s3.call("list_multipart_uploads", Prefix=self.object_key)
+        for found in listed.get("Uploads", []):
+            if found["Key"] == self.object_key:
+                with contextlib.suppress(ClientError):
+                    await s3.call(
+                        "abort_multipart_upload", Key=self.object_key, UploadId=found["UploadId"]
+                    )
+
+
+class PartWriter:
+    """Cuts one append's stream into parts and uploads them while the next one fills.
+
+    Part k+1 starts filling while part k uploads; at most the store's `concurrency` uploads
+    are in flight across the instance, and a writer that needs another slot waits, which
+    stops it reading its request body: backpressure, not a queue.
+    """
+
+    def __init__(self, upload: S3Upload, stored: Progress, hasher: StreamHasher | None) -> None:
+        self._upload = upload
+        self._store = upload._store
+        self._size = part_size_of(upload.info)
+        self._done: list[Part] = list(stored.parts)
+        self._tail = stored.tail
+        self._number = stored.next_number  # the number the buffer will be uploaded as
+        self._buffer_start = stored.parts_size
+        self.end = stored.offset  # upload offset after every byte taken so far
+        self._buffer = self._new_buffer()
+        self._inflight: deque[asyncio.Task[Part]] = deque()
+        self._failed: BaseException | None = None
+        self._sinks = [hasher] if hasher is not None else []
+        self._unhashed: list[bytes] = []
+        self._unhashed_size = 0
+
+    def _new_buffer(self) -> PartBuffer:
+        return PartBuffer(self._store.temp, self._store.memory_limit)
+
+    async def begin(self) -> None:
+        """Put the stored tail in front of the new bytes, and remove its object: a crash from
+        here on loses the tail, and the offset (read back without it) says so."""
+        if self._tail is None:
+            return
+        s3, tail_key = self._store.s3, self._store.key(self._upload.info.id, "part")
+        got = await s3.call("get_object", Key=tail_key)
+        body = got["Body"]
+        try:
+            while chunk := await s3.run(body.read, READ_CHUNK):
+                await self._buffer.add(chunk)
+        finally:
+            await s3.run(body.close)
+        await self._store.delete_keys([tail_key])
+        self._tail = None
+
+    async def write(self, chunk: bytes) -> None:
+        if self._failed is not None:
+            raise self._failed
+        self.end += len(chunk)
+        if self._sinks:
+            self._unhashed.append(chunk)
+            self._unhashed_size += len(chunk)
+            if self._unhashed_size >= FLUSH:
+                await self._hash_pending()
+        if self._buffer.size + len(chunk) < self._size:
+            await self._buffer.add(chunk)
+            return
+        view = memoryview(chunk)
+        while len(view):
+            room = self._size - self._buffer.size
+            piece, view = view[:room], view[room:]
+            await self._buffer.add(bytes(piece))
+            if self._buffer.size == self._size:
+                await self._submit()
+
+    async def _hash_pending(self) -> None:
+        pending, self._unhashed, self._unhashed_size = self._unhashed, [], 0
+        await self._store.s3.run(_feed, self._sinks, pending)
+
+    async def _submit(self) -> None:
+        multipart = await self._upload.ensure_multipart()
+        await self._store.slots.acquire()
+        buffer, self._buffer = self._buffer, self._new_buffer()
+        number = self._number
+        self._number += 1
+        self._buffer_start += buffer.size
+        task = asyncio.ensure_future(self._upload_part(multipart, number, buffer))
+        task.add_done_callback(self._note_failure)
+        self._inflight.append(task)
+        while self._inflight and self._inflight[0].done() and not self._failed:
+            self._done.append(self._inflight.popleft().result())
+
+    def _note_failure(self, task: asyncio.Task[Part]) -> None:
+        if not task.cancelled() and task.exception() is not None and self._failed is None:
+            self._failed = task.exception()
+
+    async def _upload_part(self, multipart: str, number: int, buffer: PartBuffer) -> Part:
+        try:
+            body = await buffer.body()
+            made = await self._store.s3.call(
+                "upload_part",
+                Key=self._upload.object_key,
+                UploadId=multipart,
+                PartNumber=number,
+                Body=body,
+                ContentLength=buffer.size,
+            )
+            return Part(number, buffer.size, str(made["ETag"]))
+        finally:
+            await buffer.discard()
+            self._store.slots.release()
+
+    async def close(self, final: bool, keep_tail: bool = True) -> Progress:
+        """Wait for the parts in flight, then store what is left: as the last part (or the
+        whole object) when the upload ends here, else as the tail (unless `keep_tail` is
+        off: a failed one-shot body is removed anyway). Returns what is stored."""
+        try:
+            if self._unhashed:
+                await self._hash_pending()
+            for task in self._inflight:
+                with contextlib.suppress(BaseException):
+                    await task
+            for task in self._inflight:
+                if task.cancelled() or task.exception() is not None:
+                    break  # later parts are early: they count once this gap is filled
+                self._done.append(task.result())
+            self._inflight.clear()
+            ok = len(self._done) == self._number - 1
+            if not ok:
+                return Progress(tuple(self._done), None)
+            buffer = self._buffer
+            if final and not self._done:
+                await self._upload.put_object(await buffer.body())
+            elif final and buffer.size:
+                await self._store.slots.acquire()
+                self._buffer = self._new_buffer()
+                multipart = await self._upload.ensure_multipart()
+                self._done.append(await self._upload_part(multipart, self._number, buffer))
+            elif buffer.size and keep_tail:
+                await self._store.s3.call(
+                    "put_object",
+                    Key=self._store.key(self._upload.info.id, "part"),
+                    Body=await buffer.body(),
+                    Metadata={"start": str(self._buffer_start)},
+                )
+                return Progress(tuple(self._done), Tail(self._buffer_start, buffer.size))
+            return Progress(tuple(self._done), None)
+        finally:
+            await self._buffer.discard()
+
+
+async def _replay(staged: PartBuffer) -> AsyncIterator[bytes]:
+    """The staged chunk's bytes again, read back from its spool file."""
+    body = await staged.body()
+    if isinstance(body, bytes):  # nothing was spooled: the chunk was empty
+        if body:
+            yield body
+        return
+    run = staged.space.run
+    while chunk := await run(body.read, FLUSH):
+        yield chunk
+
+
+def _feed(sinks: list[Any], chunks: list[bytes]) -> None:
+    for sink in sinks:
+        for chunk in chunks:
+            sink.update(chunk)
+
+
+def _hash_body(body: Any) -> str:
+    digest = hashlib.sha256()
+    try:
+        while chunk := body.read(1 << 20):
+            digest.update(chunk)
+    finally:
+        body.close()
+    return digest.hexdigest()
