@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -16,6 +17,7 @@ import boto3
 import pytest
 from aiohttp.test_utils import TestClient
 from moto import mock_aws
+from moto.server import ThreadedMotoServer
 
 from server.app import create_app
 from server.settings import Settings
@@ -213,9 +215,38 @@ def stop_spigot(server: SpigotProcess) -> None:
     processes.stop(server.proc)
 
 
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """moto's S3 as a real HTTP endpoint (ThreadedMotoServer), for spigot processes."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
 @pytest.fixture
-def spigot(data_dir: Path) -> Iterator[SpigotProcess]:
-    """A real `spigot serve` process on a free loopback port."""
-    server = start_spigot(data_dir)
+def s3_spigot_args(
+    moto_server: str, fake_aws: None, request: pytest.FixtureRequest
+) -> tuple[str, ...]:
+    """spigot flags for a fresh prefix in a bucket on the moto server. (The server shares
+    moto's in-process state with mock_aws, which resets it, so the bucket is made here.)"""
+    client = boto3.client("s3", endpoint_url=moto_server)
+    client.create_bucket(Bucket=BUCKET)
+    prefix = hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:12]
+    return ("--storage", f"s3://{BUCKET}/{prefix}", "--s3-endpoint-url", moto_server)
+
+
+@pytest.fixture
+def spigot(
+    backend: str, data_dir: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[SpigotProcess]:
+    """A real `spigot serve` process on a free loopback port, over the test's backend."""
+    args: tuple[str, ...] = ()
+    if backend == "s3":
+        args = (*request.getfixturevalue("s3_spigot_args"), "--temp-dir", str(tmp_path / "spool"))
+    server = start_spigot(data_dir, *args)
     yield server
     stop_spigot(server)

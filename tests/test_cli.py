@@ -14,6 +14,8 @@ import pytest
 from server.settings import SettingError, Settings, parse_size, parse_storage
 from tests.conftest import ROOT, start_spigot, stop_spigot
 
+BACKENDS = ("local",)  # the S3 backend has its own tests of this kind
+
 
 @pytest.mark.parametrize(
     ("text", "size"),

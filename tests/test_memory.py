@@ -12,6 +12,8 @@ from tests.conftest import start_spigot, stop_spigot
 from tests.processes import peak_rss
 from tests.tools import require
 
+BACKENDS = ("local",)  # the S3 backend has its own tests of this kind
+
 GIB = 1 << 30
 MIB = 1 << 20
 

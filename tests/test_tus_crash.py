@@ -15,6 +15,8 @@ from pathlib import Path
 
 from tests.conftest import SpigotProcess, file_sha256, start_spigot, stop_spigot, write_random
 
+BACKENDS = ("local",)  # the S3 backend has its own tests of this kind
+
 SIZE = 300 * 1024 * 1024
 KILLS = 4
 TUS = {"Tus-Resumable": "1.0.0"}

@@ -50,7 +50,8 @@ class TempSpace:
 
     async def close(self) -> None:
         if self.dir is not None:
-            await self.run(shutil.rmtree, self.dir, True)
+            directory, self.dir = self.dir, None
+            await self.run(shutil.rmtree, directory, True)
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None

@@ -106,7 +106,8 @@ class S3:
     def close(self) -> None:
         self._pool.shutdown(wait=True)
         if self._client is not None:
-            self._client.close()
+            client, self._client = self._client, None
+            client.close()
 
 
 def code_of(exc: ClientError) -> str:

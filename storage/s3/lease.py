@@ -103,7 +103,7 @@ class LeaseLocker:
             if not is_conflict(exc):
                 raise
         try:
-            current = str((await self._s3.call("head_object", Key=lock_key))["ETag"])
+            current, ttl = await self._read(lock_key)
         except ClientError as exc:
             if is_missing(exc):
                 return None  # released in between: try again
@@ -113,7 +113,7 @@ class LeaseLocker:
         if seen is None or seen[0] != current:
             self._seen[upload_id] = (current, now)
             return None
-        if now - seen[1] < self.ttl:
+        if now - seen[1] < ttl:  # the holder's ttl: it renews on its own schedule
             return None
         try:  # nobody renewed it for a whole ttl: its holder is gone
             made = await self._s3.call(
@@ -125,6 +125,16 @@ class LeaseLocker:
             raise
         self._seen.pop(upload_id, None)
         return str(made["ETag"])
+
+    async def _read(self, lock_key: str) -> tuple[str, float]:
+        """The lease's ETag, and the ttl its holder promised to renew within."""
+        got = await self._s3.call("get_object", Key=lock_key)
+        body = await self._s3.run(got["Body"].read)
+        try:
+            ttl = float(json.loads(body)["ttl"])
+        except (ValueError, KeyError, TypeError):
+            ttl = self.ttl
+        return str(got["ETag"]), max(ttl, self.ttl)
 
     async def _keep(self, upload_id: str, etag: str, release: Callable[[], None]) -> str:
         """While held: renew the lease, and act on release requests. Returns the last ETag."""

@@ -89,6 +89,7 @@ class S3Store(DataStore):
         await self.temp.start()
 
     async def close(self) -> None:
+        """Remove this instance's temp directory and stop the threads; safe to repeat."""
         await self.temp.close()
         self.s3.close()
 
