@@ -80,6 +80,10 @@ def main(argv: list[str] | None = None) -> None:
         logging.basicConfig(
             level=settings.log_level_number, format="%(asctime)s %(levelname)s %(name)s %(message)s"
         )
+        # The AWS SDK narrates at INFO (which credential source it found, every retry);
+        # spigot's own lines say what matters, so the SDK speaks only of problems.
+        for chatty in ("botocore", "boto3", "urllib3", "s3transfer"):
+            logging.getLogger(chatty).setLevel(max(settings.log_level_number, logging.WARNING))
         try:
             asyncio.run(serve(settings))
         except KeyboardInterrupt:

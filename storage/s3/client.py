@@ -39,7 +39,7 @@ class S3:
         bucket: a missing bucket or bad credentials stop start-up with one clear line."""
         self._client = await self.run(self._build)
         try:
-            await self.call("head_bucket")
+            await self.run(functools.partial(self._client.head_bucket, Bucket=self.bucket))
         except ClientError as exc:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             if status == 404:
@@ -60,6 +60,7 @@ class S3:
             # cost a second read of each part for nothing.
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
+            signature_version="s3v4",  # presigned URLs carry X-Amz-Expires
             connect_timeout=10,
             read_timeout=60,
         )
