@@ -199,7 +199,9 @@ class Settings:
         "preferred S3 part size (raised as needed to stay within 10,000 parts)",
         "SIZE",
     )
-    s3_concurrency: int = _option(8, parse_positive, "S3 part uploads in flight at once", "N")
+    s3_concurrency: int = _option(
+        4, parse_positive, "S3 part uploads in flight at once (bench/RESULTS.md)", "N"
+    )
     s3_memory_part_size: int = _option(
         8 * 1024**2,
         parse_size,

@@ -154,7 +154,9 @@ def _spec(request: web.Request, name: str | None, content_type: str) -> UploadSp
         name=sanitize_name(name),
         content_type=declared_media_type(content_type),
         expires=time.time() + ONE_SHOT_TTL,
-        max_length=settings_of(request).max_request_size or None,
+        # The body's declared size bounds the file's (a form's too): a backend that plans
+        # its layout (S3 part sizes) then plans for this file, not for the largest allowed.
+        max_length=request.content_length or settings_of(request).max_request_size or None,
     )
 
 

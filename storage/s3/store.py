@@ -58,7 +58,7 @@ class S3Store(DataStore):
         *,
         endpoint_url: str | None = None,
         part_size: int = 8 << 20,
-        concurrency: int = 8,
+        concurrency: int = 4,
         memory_limit: int = 8 << 20,
         temp_dir: Path | str = "/tmp/spigot",
         temp_cap: int = 1 << 30,
