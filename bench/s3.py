@@ -122,8 +122,7 @@ def deferred_tus_temp_peak(spigot: Server, path: Path, size: int, temp_dir: Path
             *("-H", "Tus-Resumable: 1.0.0", "-H", "Upload-Offset: 0"),
             *("-H", f"Upload-Length: {size}"),
             *("-H", "Content-Type: application/offset+octet-stream"),
-            "--data-binary",
-            f"@{path}",
+            *("-T", str(path)),  # streamed from the file; --data-binary would load it whole
             location,
         )
     finally:
