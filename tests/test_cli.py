@@ -74,7 +74,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         (["serve", "--port", "99999"], None, "--port"),
         (["serve", "--public-url", "ftp://x"], None, "--public-url"),
         (["serve", "--log-level", "loud"], None, "--log-level"),
-        (["serve", "--storage", "s3://bucket/prefix"], None, "s3://"),
+        (["serve", "--storage", "s3://Bad_Bucket/prefix"], None, "not an S3 bucket name"),
         (["serve", "--no-such-flag"], None, "unrecognized"),
         (["serve", "--cors-origin", "ftp://x"], None, "--cors-origin"),
         (["serve", "--hook-url", "nope"], None, "--hook-url"),
