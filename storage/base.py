@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 
+from .errors import StorageError
 from .hashing import ChunkVerifier
 
 
@@ -65,6 +66,14 @@ class UploadInfo:
     @property
     def is_complete(self) -> bool:
         return self.completed is not None
+
+    def settle_length(self) -> None:
+        """Before finishing: a deferred length becomes the offset, and every byte of the
+        length must be stored."""
+        if self.length is None:
+            self.length = self.offset
+        if self.offset != self.length:
+            raise StorageError(f"upload has {self.offset} of {self.length} bytes")
 
     @classmethod
     def new(cls, upload_id: str, spec: UploadSpec) -> UploadInfo:

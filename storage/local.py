@@ -386,10 +386,7 @@ class LocalUpload(Upload):
         info = self._info
         if info.is_complete:
             return info
-        if info.length is None:
-            info.length = info.offset
-        if info.offset != info.length:
-            raise StorageError(f"upload has {info.offset} of {info.length} bytes")
+        info.settle_length()
         info.sha256 = self._store.hashers.digest_if_whole(
             info.id, info.offset
         ) or await self._store.run_blocking(_hash_file, self.local_path())

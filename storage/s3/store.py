@@ -465,10 +465,7 @@ class S3Upload(Upload):
         info = self._info
         if info.is_complete:
             return info
-        if info.length is None:
-            info.length = info.offset
-        if info.offset != info.length:
-            raise StorageError(f"upload has {info.offset} of {info.length} bytes")
+        info.settle_length()
         store = self._store
         multipart = info.backend.get("multipart")
         if not self.object_written:
@@ -484,7 +481,7 @@ class S3Upload(Upload):
                 )
             elif multipart and not self.stored.parts:
                 await self._abort_multiparts()  # put whole: an earlier attempt's parts go
-        info.sha256 = store.hashers.digest_if_whole(info.id, info.length) or await self._hash()
+        info.sha256 = store.hashers.digest_if_whole(info.id, info.offset) or await self._hash()
         info.completed = time.time()
         info.expires = None
         info.backend.pop("multipart", None)
