@@ -20,6 +20,7 @@ import threading
 import time
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import boto3
 from boto3.s3.transfer import TransferConfig
@@ -80,9 +81,9 @@ def spigot_put(spigot: Server, path: Path) -> float:
     return time.perf_counter() - start
 
 
-def boto3_put(client: object, path: Path, key: str) -> float:
+def boto3_put(client: Any, path: Path, key: str) -> float:
     start = time.perf_counter()
-    client.upload_file(str(path), BUCKET, key, Config=TransferConfig())  # type: ignore[attr-defined]
+    client.upload_file(str(path), BUCKET, key, Config=TransferConfig())
     return time.perf_counter() - start
 
 
@@ -131,11 +132,9 @@ def deferred_tus_temp_peak(spigot: Server, path: Path, size: int, temp_dir: Path
     return peak
 
 
-def empty_bucket(client: object) -> None:
-    c: object = client
-    listed = c.list_objects_v2(Bucket=BUCKET).get("Contents", [])  # type: ignore[attr-defined]
-    for obj in listed:
-        c.delete_object(Bucket=BUCKET, Key=obj["Key"])  # type: ignore[attr-defined]
+def empty_bucket(client: Any) -> None:
+    for obj in client.list_objects_v2(Bucket=BUCKET).get("Contents", []):
+        client.delete_object(Bucket=BUCKET, Key=obj["Key"])
 
 
 def main() -> None:

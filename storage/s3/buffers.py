@@ -111,7 +111,6 @@ class PartBuffer:
     """The bytes of one part (or tail), gathered until it is uploaded."""
 
     def __init__(self, space: TempSpace, memory_limit: int) -> None:
-        self._space = space
         self.space = space
         self._memory_limit = memory_limit
         self._chunks: list[bytes] = []
@@ -132,18 +131,18 @@ class PartBuffer:
         self._pending += len(chunk)
         self.size += len(chunk)
         if self._file is None and self.size > self._memory_limit:
-            self._path = self._space.new_path()
-            self._file = await self._space.run(open, self._path, "w+b")
+            self._path = self.space.new_path()
+            self._file = await self.space.run(open, self._path, "w+b")
         if self._file is not None and self._pending >= FLUSH:
             await self._flush()
 
     async def _flush(self) -> None:
         if not self._pending or self._file is None:
             return
-        await self._space.reserve(self._pending)
+        await self.space.reserve(self._pending)
         self._reserved += self._pending
         chunks, self._chunks, self._pending = self._chunks, [], 0
-        await self._space.run(self._file.writelines, chunks)
+        await self.space.run(self._file.writelines, chunks)
 
     async def body(self) -> bytes | BinaryIO:
         """What to upload: the bytes, or the spool file rewound to its start."""
@@ -152,8 +151,8 @@ class PartBuffer:
             self._chunks = [data]
             return data
         await self._flush()
-        await self._space.run(self._file.flush)
-        await self._space.run(self._file.seek, 0)
+        await self.space.run(self._file.flush)
+        await self.space.run(self._file.seek, 0)
         return self._file
 
     async def discard(self) -> None:
@@ -161,10 +160,10 @@ class PartBuffer:
         self._chunks, self._pending = [], 0
         if self._file is not None:
             f, path, self._file = self._file, self._path, None
-            await self._space.run(_close_and_remove, f, path)
+            await self.space.run(_close_and_remove, f, path)
         if self._reserved:
             reserved, self._reserved = self._reserved, 0
-            await self._space.release(reserved)
+            await self.space.release(reserved)
 
 
 def _close_and_remove(f: BinaryIO, path: Path | None) -> None:

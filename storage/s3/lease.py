@@ -31,6 +31,8 @@ from ..errors import LockTimeout, StorageError
 from .client import S3, is_conflict, is_missing
 
 POLL = 0.1  # how often a waiter retries
+SEEN_LIMIT = 1024  # lease observations kept before old ones are dropped
+SEEN_AGE = 600.0  # an observation this old belongs to a waiter that gave up
 
 
 class LeaseLocker:
@@ -111,7 +113,7 @@ class LeaseLocker:
         now = time.monotonic()
         seen = self._seen.get(upload_id)
         if seen is None or seen[0] != current:
-            self._seen[upload_id] = (current, now)
+            self._remember(upload_id, current, now)
             return None
         if now - seen[1] < ttl:  # the holder's ttl: it renews on its own schedule
             return None
@@ -125,6 +127,14 @@ class LeaseLocker:
             raise
         self._seen.pop(upload_id, None)
         return str(made["ETag"])
+
+    def _remember(self, upload_id: str, etag: str, now: float) -> None:
+        """Note when a lease was first seen; observations of leases nobody waits for any
+        more (the client gave up) are dropped, so the map stays small."""
+        if len(self._seen) >= SEEN_LIMIT:
+            cutoff = now - SEEN_AGE
+            self._seen = {k: v for k, v in self._seen.items() if v[1] >= cutoff}
+        self._seen[upload_id] = (etag, now)
 
     async def _read(self, lock_key: str) -> tuple[str, float]:
         """The lease's ETag, and the ttl its holder promised to renew within."""
