@@ -13,18 +13,22 @@ of a crash. Instances sharing a temp directory never touch each other's files.
 from __future__ import annotations
 
 import asyncio
+import base64
 import fcntl
+import io
 import os
 import secrets
 import shutil
 import time
+import zlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeAlias
 
 from ..errors import TempSpaceFull
 
 RunBlocking = Callable[..., Awaitable[Any]]
+Body: TypeAlias = "BinaryIO | MemoryFile"  # what botocore is handed to send
 
 FLUSH = 1 << 20  # spooled bytes are written in batches of this size
 YOUNG_DIR = 60.0  # a directory without its lock file this young may be starting up
@@ -108,48 +112,72 @@ def _abandoned(directory: Path) -> bool:
 
 
 class PartBuffer:
-    """The bytes of one part (or tail), gathered until it is uploaded."""
+    """The bytes of one part (or tail), gathered until it is uploaded.
 
-    def __init__(self, space: TempSpace, memory_limit: int) -> None:
+    In memory, a part is one bytearray of the part's size, allocated once and filled in
+    place: no list of chunks to join at the end (that join briefly held every part twice).
+    It is handed to botocore as a file over that memory. Past `memory_limit` the bytes go to
+    a spool file.
+    """
+
+    def __init__(self, space: TempSpace, memory_limit: int, capacity: int = 0) -> None:
         self.space = space
         self._memory_limit = memory_limit
-        self._chunks: list[bytes] = []
-        self._pending = 0  # bytes in _chunks
+        self._capacity = capacity if capacity <= memory_limit else 0
+        self._memory: bytearray | None = None  # bytes [0:size] while not spooled
         self.size = 0
         self._file: BinaryIO | None = None
         self._path: Path | None = None
+        self._unwritten: list[bytes | memoryview] = []  # spooled bytes not yet in the file
+        self._unwritten_size = 0
         self._reserved = 0
 
     @property
     def spooled(self) -> bool:
         return self._file is not None
 
-    async def add(self, chunk: bytes) -> None:
+    async def add(self, chunk: bytes | memoryview) -> None:
         if not chunk:
             return
-        self._chunks.append(chunk)
-        self._pending += len(chunk)
-        self.size += len(chunk)
-        if self._file is None and self.size > self._memory_limit:
+        end = self.size + len(chunk)
+        if self._file is None and end <= self._memory_limit:
+            self._keep(chunk, end)
+            return
+        if self._file is None:
             self._path = self.space.new_path()
             self._file = await self.space.run(open, self._path, "w+b")
-        if self._file is not None and self._pending >= FLUSH:
+            if self._memory is not None:
+                memory, self._memory = self._memory, None
+                self._unwritten.append(memoryview(memory)[: self.size])
+                self._unwritten_size += self.size
+        self._unwritten.append(chunk)
+        self._unwritten_size += len(chunk)
+        self.size = end
+        if self._unwritten_size >= FLUSH:
             await self._flush()
 
+    def _keep(self, chunk: bytes | memoryview, end: int) -> None:
+        if self._memory is None:
+            self._memory = bytearray(self._capacity)
+        if end <= len(self._memory):
+            self._memory[self.size : end] = chunk
+        else:  # no capacity was planned (a part that will spool, a staged chunk): grow
+            del self._memory[self.size :]
+            self._memory += chunk
+        self.size = end
+
     async def _flush(self) -> None:
-        if not self._pending or self._file is None:
+        if not self._unwritten or self._file is None:
             return
-        await self.space.reserve(self._pending)
-        self._reserved += self._pending
-        chunks, self._chunks, self._pending = self._chunks, [], 0
+        await self.space.reserve(self._unwritten_size)
+        self._reserved += self._unwritten_size
+        chunks, self._unwritten, self._unwritten_size = self._unwritten, [], 0
         await self.space.run(self._file.writelines, chunks)
 
-    async def body(self) -> bytes | BinaryIO:
-        """What to upload: the bytes, or the spool file rewound to its start."""
+    async def body(self) -> Body:
+        """What to upload: a file over the bytes in memory, or the spool file rewound."""
         if self._file is None:
-            data = b"".join(self._chunks)
-            self._chunks = [data]
-            return data
+            return MemoryFile(memoryview(self._memory or b"")[: self.size])
         await self._flush()
         await self.space.run(self._file.flush)
         await self.space.run(self._file.seek, 0)
@@ -157,13 +185,64 @@ class PartBuffer:
 
     async def discard(self) -> None:
         """Free the memory and the temp file; safe to call twice."""
-        self._chunks, self._pending = [], 0
+        self._memory, self._unwritten, self._unwritten_size = None, [], 0
         if self._file is not None:
             f, path, self._file = self._file, self._path, None
             await self.space.run(_close_and_remove, f, path)
         if self._reserved:
             reserved, self._reserved = self._reserved, 0
             await self.space.release(reserved)
+
+
+class MemoryFile(io.RawIOBase):
+    """A read-only, seekable file over memory that is already there. Each read copies only
+    the block asked for; BytesIO would first copy the whole part. (A bare bytearray would
+    also do for botocore, but moto's in-process mock, used by the tests, refuses one.)"""
+
+    def __init__(self, view: memoryview) -> None:
+        super().__init__()
+        self._view = view
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def __len__(self) -> int:
+        return len(self._view)
+
+    def readinto(self, buffer: Any) -> int:
+        piece = self._view[self._pos : self._pos + len(buffer)]
+        buffer[: len(piece)] = piece
+        self._pos += len(piece)
+        return len(piece)
+
+    def read(self, size: int | None = -1) -> bytes:
+        end = len(self._view) if size is None or size < 0 else self._pos + size
+        piece = bytes(self._view[self._pos : end])
+        self._pos += len(piece)
+        return piece
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+
+def crc32_of(body: Body) -> str:
+    """The base64 CRC32 of a body from its start, which is left rewound. Sent with a part, it
+    has S3 check the bytes on arrival; it also spares moto a pure-Python CRC64 of the whole
+    object at completion, which it computes when a multipart upload names no algorithm."""
+    crc = 0
+    while block := body.read(1 << 20):
+        crc = zlib.crc32(block, crc)
+    body.seek(0)
+    return base64.b64encode(crc.to_bytes(4, "big")).decode()
 
 
 def _close_and_remove(f: BinaryIO, path: Path | None) -> None:

@@ -25,7 +25,7 @@ MIN_PART = 5 * MIB  # S3's minimum for every part but the last
 MAX_PART = 5 * 1024 * MIB
 MAX_PARTS = 10_000
 MAX_OBJECT = 5 * 1024**4  # S3's largest object: the part size for an unbounded upload
-LIST_PAGE = 1000  # ListParts returns at most this many per call
+LIST_PAGE = 1000  # ListParts and ListObjectsV2 return at most this many per call
 
 SUFFIXES = ("info", "part", "lock", "release", "gone")
 
@@ -47,6 +47,14 @@ class Part:
     number: int
     size: int
     etag: str
+    checksum: str = ""  # base64 CRC32, which S3 verified on arrival ("" on older uploads)
+
+    def completed(self) -> dict[str, int | str]:
+        """The part as CompleteMultipartUpload lists it."""
+        entry: dict[str, int | str] = {"PartNumber": self.number, "ETag": self.etag}
+        if self.checksum:
+            entry["ChecksumCRC32"] = self.checksum
+        return entry
 
 
 @dataclass(frozen=True, slots=True)

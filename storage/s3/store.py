@@ -38,7 +38,7 @@ from ..hashing import ChunkVerifier, StreamHasher
 from ..ids import is_valid_id, new_id
 from ..memo import FinishedInfos, Hashers
 from . import layout
-from .buffers import FLUSH, PartBuffer, TempSpace
+from .buffers import FLUSH, Body, PartBuffer, TempSpace, crc32_of
 from .client import S3, is_missing
 from .layout import MIN_PART, Part, Progress, Tail
 from .lease import LeaseLocker
@@ -154,7 +154,9 @@ class S3Store(DataStore):
                     return parts
                 raise
             for p in page.get("Parts", []):
-                parts.append(Part(p["PartNumber"], p["Size"], p["ETag"]))
+                parts.append(
+                    Part(p["PartNumber"], p["Size"], p["ETag"], p.get("ChecksumCRC32", ""))
+                )
             if not page.get("IsTruncated"):
                 return parts
             marker = int(page["NextPartNumberMarker"])
@@ -204,7 +206,10 @@ class S3Store(DataStore):
         token: str | None = None
         current: dict[str, Any] = {"id": None}
         while True:
-            params: dict[str, Any] = {"Prefix": f"{self.prefix}/" if self.prefix else ""}
+            params: dict[str, Any] = {
+                "Prefix": f"{self.prefix}/" if self.prefix else "",
+                "MaxKeys": layout.LIST_PAGE,
+            }
             if token:
                 params["ContinuationToken"] = token
             page = await self.s3.call("list_objects_v2", **params)
@@ -260,7 +265,7 @@ class S3Store(DataStore):
             return final.info
         multipart = await final.ensure_multipart()
 
-        async def copy(number: int, partial: Upload) -> dict[str, Any]:
+        async def copy(number: int, partial: Upload) -> Part:
             async with self.slots:
                 made = await self.s3.call(
                     "upload_part_copy",
@@ -269,7 +274,8 @@ class S3Store(DataStore):
                     PartNumber=number,
                     CopySource={"Bucket": self.bucket, "Key": self.key(partial.info.id)},
                 )
-            return {"PartNumber": number, "ETag": made["CopyPartResult"]["ETag"]}
+            result = made["CopyPartResult"]
+            return Part(number, 0, result["ETag"], result.get("ChecksumCRC32", ""))
 
         parts = await asyncio.gather(*(copy(n, p) for n, p in enumerate(partials, start=1)))
         await final.complete_multipart(list(parts))
@@ -321,32 +327,39 @@ class S3Upload(Upload):
         multipart = info.backend.get("multipart")
         if multipart:
             return multipart
-        params: dict[str, Any] = {"Key": self.object_key, "Metadata": object_metadata(info)}
+        params: dict[str, Any] = {
+            "Key": self.object_key,
+            "Metadata": object_metadata(info),
+            "ChecksumAlgorithm": "CRC32",
+        }
         if info.content_type:
             params["ContentType"] = info.content_type
         made = await self._store.s3.call("create_multipart_upload", **params)
         info.backend["multipart"] = str(made["UploadId"])
+        info.backend["checksum"] = "CRC32"  # parts of uploads made before this send none
         await self._store.write_info(info)
         return info.backend["multipart"]
 
-    async def complete_multipart(self, parts: list[dict[str, Any]]) -> None:
+    async def complete_multipart(self, parts: list[Part]) -> None:
         await self._store.s3.call(
             "complete_multipart_upload",
             Key=self.object_key,
             UploadId=self._info.backend["multipart"],
-            MultipartUpload={"Parts": parts},
+            MultipartUpload={"Parts": [p.completed() for p in parts]},
         )
         self.object_written = True
 
-    async def put_object(self, body: bytes | Any) -> None:
+    async def put_object(self, body: Body) -> None:
+        s3 = self._store.s3
         params: dict[str, Any] = {
             "Key": self.object_key,
             "Body": body,
             "Metadata": object_metadata(self._info),
+            "ChecksumCRC32": await s3.run(crc32_of, body),
         }
         if self._info.content_type:
             params["ContentType"] = self._info.content_type
-        await self._store.s3.call("put_object", **params)
+        await s3.call("put_object", **params)
         self.object_written = True
 
     async def append(
@@ -476,9 +489,7 @@ class S3Upload(Upload):
                 await writer.begin()
                 self.stored = await writer.close(final=True)
             if not self.object_written:
-                await self.complete_multipart(
-                    [{"PartNumber": p.number, "ETag": p.etag} for p in self.stored.parts]
-                )
+                await self.complete_multipart(list(self.stored.parts))
             elif multipart and not self.stored.parts:
                 await self._abort_multiparts()  # put whole: an earlier attempt's parts go
         info.sha256 = store.hashers.digest_if_whole(info.id, info.offset) or await self._hash()
@@ -553,7 +564,7 @@ class PartWriter:
         self._unhashed_size = 0
 
     def _new_buffer(self) -> PartBuffer:
-        return PartBuffer(self._store.temp, self._store.memory_limit)
+        return PartBuffer(self._store.temp, self._store.memory_limit, self._size)
 
     async def begin(self) -> None:
         """Put the stored tail in front of the new bytes, and remove its object: a crash from
@@ -587,7 +598,7 @@ class PartWriter:
         while len(view):
             room = self._size - self._buffer.size
             piece, view = view[:room], view[room:]
-            await self._buffer.add(bytes(piece))
+            await self._buffer.add(piece)
             if self._buffer.size == self._size:
                 await self._submit()
 
@@ -615,15 +626,19 @@ class PartWriter:
     async def _upload_part(self, multipart: str, number: int, buffer: PartBuffer) -> Part:
         try:
             body = await buffer.body()
-            made = await self._store.s3.call(
+            s3, checksum = self._store.s3, {}
+            if self._upload.info.backend.get("checksum") == "CRC32":
+                checksum["ChecksumCRC32"] = await s3.run(crc32_of, body)
+            made = await s3.call(
                 "upload_part",
                 Key=self._upload.object_key,
                 UploadId=multipart,
                 PartNumber=number,
                 Body=body,
                 ContentLength=buffer.size,
+                **checksum,
             )
-            return Part(number, buffer.size, str(made["ETag"]))
+            return Part(number, buffer.size, str(made["ETag"]), checksum.get("ChecksumCRC32", ""))
         finally:
             await buffer.discard()
             self._store.slots.release()
@@ -670,10 +685,6 @@ class PartWriter:
 async def _replay(staged: PartBuffer) -> AsyncIterator[bytes]:
     """The staged chunk's bytes again, read back from its spool file."""
     body = await staged.body()
-    if isinstance(body, bytes):  # nothing was spooled: the chunk was empty
-        if body:
-            yield body
-        return
     run = staged.space.run
     while chunk := await run(body.read, FLUSH):
         yield chunk
