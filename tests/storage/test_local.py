@@ -1,11 +1,11 @@
-"""The storage contract, on the local backend."""
+"""What only the local backend has: its files on disk, fd caching, start-up cleanup; and
+the pure helpers (ids, names). The contract both backends share is test_contract.py."""
 
 from __future__ import annotations
 
 import json
 import os
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,128 +13,31 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from storage import (
-    LengthExceeded,
     LocalFile,
     LocalStore,
-    OffsetMismatch,
-    UploadComplete,
     UploadNotFound,
     UploadSpec,
 )
 from storage.ids import is_valid_id, new_id
 from storage.names import MAX_NAME_BYTES, sanitize_name
 from tests.conftest import sha256, stored_files
+from tests.storage.test_contract import chunks, read_all
+
+BACKENDS = ("local",)
 
 
-async def chunks(*parts: bytes) -> AsyncIterator[bytes]:
-    for p in parts:
-        yield p
-
-
-async def failing(*parts: bytes) -> AsyncIterator[bytes]:
-    for p in parts:
-        yield p
-    raise ConnectionResetError("client went away")
-
-
-async def read_all(upload: object, start: int = 0, end: int | None = None) -> bytes:
-    return b"".join([c async for c in upload.read(start, end)])  # type: ignore[attr-defined]
-
-
-async def test_create_append_finish_read(store: LocalStore, data_dir: Path) -> None:
+async def test_files_and_sidecar_on_disk(store: LocalStore, data_dir: Path) -> None:
     body = os.urandom(3 << 20)
     upload = await store.create(UploadSpec(name="a.bin", length=len(body)))
-    assert is_valid_id(upload.info.id)
-    assert await upload.append(0, chunks(body[:1000], body[1000:])) == len(body)
+    await upload.append(0, chunks(body[:1000], body[1000:]))
     info = await upload.finish()
-    assert info.sha256 == sha256(body) and info.is_complete and info.offset == len(body)
     again = await store.open(info.id)
-    assert again.info.sha256 == sha256(body) and again.info.length == len(body)
-    assert await read_all(again) == body
-    assert await read_all(again, 5, 17) == body[5:17]
+    assert (data_dir / info.id).read_bytes() == body
     assert isinstance(again, LocalFile) and again.local_path() == data_dir / info.id
     sidecar = json.loads((data_dir / f"{info.id}.info").read_text())
     assert sidecar["sha256"] == sha256(body) and sidecar["name"] == "a.bin"
     assert sidecar["offset"] == len(body) and sidecar["length"] == len(body)
     assert {"id", "content_type", "created", "expires"} <= sidecar.keys()
-
-
-async def test_resume_across_opens_and_rehash(store: LocalStore) -> None:
-    """Appends from separate opens continue at the stored offset; sha256 still right."""
-    body = os.urandom(100_000)
-    upload = await store.create(UploadSpec(name="r", length=len(body)))
-    await upload.append(0, chunks(body[:40_000]))
-    store.hashers.pop(upload.info.id)  # as after a restart: no in-memory hash state
-    reopened = await store.open(upload.info.id)
-    assert reopened.info.offset == 40_000
-    with pytest.raises(OffsetMismatch) as err:
-        await reopened.append(39_999, chunks(b"x"))
-    assert err.value.expected == 40_000
-    await reopened.append(40_000, chunks(body[40_000:]))
-    assert (await reopened.finish()).sha256 == sha256(body)
-
-
-async def test_failed_stream_keeps_what_arrived(store: LocalStore) -> None:
-    upload = await store.create(UploadSpec(name="f", length=10_000))
-    with pytest.raises(ConnectionResetError):
-        await upload.append(0, failing(b"a" * 3000, b"b" * 1000))
-    assert upload.info.offset == 4000
-    assert (await store.open(upload.info.id)).info.offset == 4000
-
-
-async def test_length_is_enforced_while_streaming(store: LocalStore) -> None:
-    upload = await store.create(UploadSpec(name="l", length=10))
-    with pytest.raises(LengthExceeded):
-        await upload.append(0, chunks(b"12345", b"678901234"))
-    assert upload.info.offset == 10  # everything up to the declared length is kept
-    assert await read_all(await store.open(upload.info.id)) == b"1234567890"
-
-
-async def test_deferred_length_and_finish(store: LocalStore) -> None:
-    upload = await store.create(UploadSpec(name="d"))
-    assert upload.info.length is None
-    await upload.append(0, chunks(b"hello"))
-    info = await upload.finish()
-    assert info.length == 5 and info.sha256 == sha256(b"hello")
-    assert await upload.finish() is info  # idempotent
-    with pytest.raises(UploadComplete):
-        await upload.append(5, chunks(b"more"))
-
-
-async def test_declare_length(store: LocalStore) -> None:
-    upload = await store.create(UploadSpec(name="d"))
-    await upload.append(0, chunks(b"abc"))
-    with pytest.raises(LengthExceeded):
-        await upload.declare_length(2)
-    await upload.declare_length(4)
-    assert (await store.open(upload.info.id)).info.length == 4
-
-
-async def test_zero_byte_upload(store: LocalStore) -> None:
-    upload = await store.create(UploadSpec(name="empty", length=0))
-    assert await upload.append(0, chunks()) == 0
-    assert (await upload.finish()).sha256 == sha256(b"")
-
-
-async def test_delete_and_not_found(store: LocalStore, data_dir: Path) -> None:
-    upload = await store.create(UploadSpec(name="x"))
-    await upload.delete()
-    await upload.delete()  # idempotent
-    assert stored_files(data_dir) == []
-    with pytest.raises(UploadNotFound):
-        await store.open(upload.info.id)
-    for bad in ["../etc/passwd", "", "x" * 22 + "/", ".tmp", new_id() + ".info"]:
-        with pytest.raises(UploadNotFound):
-            await store.open(bad)
-
-
-async def test_list_uploads(store: LocalStore) -> None:
-    ids = set()
-    for i in range(300):  # more than one batch
-        upload = await store.create(UploadSpec(name=f"n{i}"))
-        ids.add(upload.info.id)
-    listed = {info.id async for info in store.list_uploads()}
-    assert listed == ids
 
 
 async def test_start_cleans_temp_and_orphans(data_dir: Path) -> None:
