@@ -24,6 +24,21 @@ from ..errors import StorageError, StorageUnavailable
 T = TypeVar("T")
 
 
+class S3Error(StorageError):
+    """A request S3 answered with an error. The store tells "missing" and "conflict" apart
+    by its code and status; anything else reaches a client as a storage error, a 500 with
+    the JSON body, and the log says which call failed and why."""
+
+    def __init__(self, operation: str, code: str, status: int) -> None:
+        super().__init__(f"S3 {operation} failed: {code or 'HTTP'} {status}".rstrip())
+        self.code = code
+        self.status = status
+
+    @classmethod
+    def of(cls, operation: str, exc: ClientError) -> S3Error:
+        return cls(operation, code_of(exc), status_of(exc))
+
+
 class S3:
     """The bucket, and a pool of threads that call it."""
 
@@ -70,11 +85,14 @@ class S3:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     async def call(self, operation: str, **params: Any) -> Any:
-        """One S3 API call; Bucket is filled in. Failures other than ClientError (network,
-        credentials) become StorageError, so the HTTP layer answers them as one."""
+        """One S3 API call; Bucket is filled in. Every failure is a StorageError, so the
+        HTTP layer answers it as one: S3Error when S3 answered, else (network,
+        credentials) a plain StorageError."""
         method = getattr(self._client, operation)
         try:
             return await self.run(functools.partial(method, Bucket=self.bucket, **params))
+        except ClientError as exc:
+            raise S3Error.of(operation, exc) from exc
         except BotoCoreError as exc:
             raise StorageError(f"S3 {operation} failed: {exc}") from exc
 
@@ -94,6 +112,8 @@ class S3:
 
         try:
             return await self.run(fetch)
+        except ClientError as exc:
+            raise S3Error.of("get_object", exc) from exc
         except BotoCoreError as exc:
             raise StorageError(f"S3 get_object failed: {exc}") from exc
 
@@ -119,13 +139,17 @@ def status_of(exc: ClientError) -> int:
     return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
 
 
-def is_missing(exc: ClientError) -> bool:
-    return status_of(exc) == 404 or code_of(exc) in ("NoSuchKey", "NoSuchUpload", "404")
+def is_missing(exc: S3Error) -> bool:
+    """The object or multipart upload asked for does not exist. A missing bucket is not
+    that: it is the deployment that is broken, not the upload that is gone."""
+    if exc.code == "NoSuchBucket":
+        return False
+    return exc.status == 404 or exc.code in ("NoSuchKey", "NoSuchUpload", "404")
 
 
-def is_conflict(exc: ClientError) -> bool:
+def is_conflict(exc: S3Error) -> bool:
     """A conditional write lost: the object changed (412) or a concurrent one won (409)."""
-    return status_of(exc) in (409, 412) or code_of(exc) in (
+    return exc.status in (409, 412) or exc.code in (
         "PreconditionFailed",
         "ConditionalRequestConflict",
     )

@@ -25,10 +25,8 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 
-from botocore.exceptions import ClientError
-
 from ..errors import LockTimeout, StorageError
-from .client import S3, is_conflict, is_missing
+from .client import S3, S3Error, is_conflict, is_missing
 
 POLL = 0.1  # how often a waiter retries
 SEEN_LIMIT = 1024  # lease observations kept before old ones are dropped
@@ -101,12 +99,12 @@ class LeaseLocker:
             )
             self._seen.pop(upload_id, None)
             return str(made["ETag"])
-        except ClientError as exc:
+        except S3Error as exc:
             if not is_conflict(exc):
                 raise
         try:
             current, ttl = await self._read(lock_key)
-        except ClientError as exc:
+        except S3Error as exc:
             if is_missing(exc):
                 return None  # released in between: try again
             raise
@@ -121,7 +119,7 @@ class LeaseLocker:
             made = await self._s3.call(
                 "put_object", Key=lock_key, Body=self._body(), IfMatch=current
             )
-        except ClientError as exc:
+        except S3Error as exc:
             if is_conflict(exc) or is_missing(exc):
                 return None
             raise
@@ -165,7 +163,7 @@ class LeaseLocker:
                             "put_object", Key=lock_key, Body=self._body(), IfMatch=etag
                         )
                         etag = str(made["ETag"])
-                    except ClientError as exc:
+                    except S3Error as exc:
                         if not (is_conflict(exc) or is_missing(exc)):
                             continue  # S3 trouble: the lease has time left, retry
                         release()  # taken over: stop writing now
@@ -179,7 +177,7 @@ class LeaseLocker:
         """Whether a waiter asked for the lease; the request is consumed."""
         try:
             await self._s3.call("head_object", Key=release_key)
-        except ClientError as exc:
+        except S3Error as exc:
             if is_missing(exc):
                 return False
             raise StorageError(f"checking {release_key} failed") from exc
@@ -189,5 +187,5 @@ class LeaseLocker:
     async def _drop(self, upload_id: str, etag: str) -> None:
         if not etag:
             return  # no longer ours
-        with contextlib.suppress(ClientError):
+        with contextlib.suppress(S3Error):
             await self._s3.call("delete_object", Key=self._key(upload_id, "lock"), IfMatch=etag)

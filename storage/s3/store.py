@@ -22,8 +22,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from botocore.exceptions import ClientError
-
 from ..base import DataStore, Upload, UploadInfo, UploadSpec
 from ..errors import (
     ChecksumMismatch,
@@ -39,7 +37,7 @@ from ..ids import is_valid_id, new_id
 from ..memo import FinishedInfos, Hashers
 from . import layout
 from .buffers import FLUSH, Body, PartBuffer, TempSpace, crc32_of
-from .client import S3, is_missing
+from .client import S3, S3Error, is_missing
 from .layout import MIN_PART, Part, Progress, Tail
 from .lease import LeaseLocker
 
@@ -109,7 +107,7 @@ class S3Store(DataStore):
     async def _read_info(self, upload_id: str) -> UploadInfo:
         try:
             raw = await self.s3.get_bytes(self.key(upload_id, "info"))
-        except ClientError as exc:
+        except S3Error as exc:
             if not is_missing(exc):
                 raise StorageError(f"reading upload {upload_id} failed") from exc
             if await self._exists(self.key(upload_id, "gone")):
@@ -123,7 +121,7 @@ class S3Store(DataStore):
     async def _exists(self, object_key: str) -> bool:
         try:
             await self.s3.call("head_object", Key=object_key)
-        except ClientError as exc:
+        except S3Error as exc:
             if is_missing(exc):
                 return False
             raise
@@ -149,7 +147,7 @@ class S3Store(DataStore):
                     MaxParts=layout.LIST_PAGE,
                     PartNumberMarker=marker,
                 )
-            except ClientError as exc:
+            except S3Error as exc:
                 if is_missing(exc):
                     return parts
                 raise
@@ -164,7 +162,7 @@ class S3Store(DataStore):
     async def _head_tail(self, upload_id: str) -> Tail | None:
         try:
             head = await self.s3.call("head_object", Key=self.key(upload_id, "part"))
-        except ClientError as exc:
+        except S3Error as exc:
             if is_missing(exc):
                 return None
             raise
@@ -453,7 +451,7 @@ class S3Upload(Upload):
             got = await s3.call(
                 "get_object", Key=self.object_key, Range=f"bytes={start}-{stop - 1}"
             )
-        except ClientError as exc:
+        except S3Error as exc:
             raise self._read_error(exc) from None
         body = got["Body"]
         try:
@@ -465,10 +463,10 @@ class S3Upload(Upload):
     async def read_bytes(self, start: int, end: int) -> bytes:
         try:
             return await self._store.s3.get_bytes(self.object_key, f"bytes={start}-{end - 1}")
-        except ClientError as exc:
+        except S3Error as exc:
             raise self._read_error(exc) from None
 
-    def _read_error(self, exc: ClientError) -> StorageError:
+    def _read_error(self, exc: S3Error) -> StorageError:
         if is_missing(exc):
             self._store.finished.forget(self._info.id)
             return UploadNotFound(self._info.id)
@@ -533,7 +531,7 @@ class S3Upload(Upload):
         listed = await s3.call("list_multipart_uploads", Prefix=self.object_key)
         for found in listed.get("Uploads", []):
             if found["Key"] == self.object_key:
-                with contextlib.suppress(ClientError):
+                with contextlib.suppress(S3Error):
                     await s3.call(
                         "abort_multipart_upload", Key=self.object_key, UploadId=found["UploadId"]
                     )
