@@ -47,7 +47,7 @@ def start_moto() -> tuple[subprocess.Popen[bytes], str]:
     return proc, f"http://127.0.0.1:{port}"
 
 
-def start_spigot(endpoint: str, temp_dir: Path) -> Server:
+def start_spigot(endpoint: str, temp_dir: Path, extra: list[str]) -> Server:
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -59,6 +59,7 @@ def start_spigot(endpoint: str, temp_dir: Path) -> Server:
             *("--storage", f"s3://{BUCKET}/spigot", "--s3-endpoint-url", endpoint),
             *("--max-request-size", "0", "--temp-dir", str(temp_dir)),
             *("--temp-cap", str(TEMP_CAP)),
+            *extra,
         ],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -142,6 +143,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--no-record", action="store_true", help="do not touch RESULTS.md")
+    parser.add_argument(
+        "--spigot-arg",
+        action="append",
+        default=[],
+        help="extra `spigot serve` argument, for tuning",
+    )
     args = parser.parse_args()
     os.environ.update(FAKE_AWS)
     size = args.size_mib * MIB
@@ -155,7 +162,7 @@ def main() -> None:
         try:
             client = boto3.client("s3", endpoint_url=endpoint)
             client.create_bucket(Bucket=BUCKET)
-            spigot = start_spigot(endpoint, temp_dir)
+            spigot = start_spigot(endpoint, temp_dir, args.spigot_arg)
             times: dict[str, list[float]] = {"spigot": [], "boto3": []}
             for i in range(args.rounds):
                 key = f"boto3/{i}"
