@@ -54,6 +54,11 @@ class LeaseLocker:
     @contextlib.asynccontextmanager
     async def lock(self, upload_id: str, release: Callable[[], None]) -> AsyncIterator[None]:
         etag = await self._acquire(upload_id)
+        # A release request there now was addressed to an earlier holder: perhaps our own
+        # asking while the lease was a dead instance's. Left in place it would make us let
+        # go at once. A waiter still waiting asks again within `2 * watch`.
+        with contextlib.suppress(StorageError):
+            await self._s3.call("delete_object", Key=self._key(upload_id, "release"))
         self._holders[upload_id] = release
         keeper = asyncio.ensure_future(self._keep(upload_id, etag, release))
         try:
