@@ -34,6 +34,7 @@ class Due:
 
     expired: list[str] = field(default_factory=list)
     unannounced: list[str] = field(default_factory=list)
+    unfinished: list[str] = field(default_factory=list)  # all bytes stored, never finished
 
 
 async def scan(store: DataStore, now: float) -> Due:
@@ -43,6 +44,8 @@ async def scan(store: DataStore, now: float) -> Due:
         if info.is_complete:
             if not info.finish_announced and (info.completed or 0) < now - ANNOUNCE_GRACE:
                 due.unannounced.append(info.id)
+        elif info.awaits_finish:
+            due.unfinished.append(info.id)
         elif info.expires is not None and info.expires <= now:
             due.expired.append(info.id)
     return due
@@ -85,6 +88,24 @@ async def announce(
     return done
 
 
+async def finish_stored(
+    store: DataStore, ids: list[str], lifecycle: Lifecycle, base_url: str
+) -> list[str]:
+    """Finish uploads whose bytes are all stored but whose finish a crash cut off, and
+    announce them, as the request that stored their last byte would have."""
+    done = []
+    for upload_id in ids:
+        with contextlib.suppress(LockTimeout, StorageError):
+            async with held(store, upload_id) as upload:
+                if upload.info.awaits_finish:
+                    await upload.finish()
+                    await lifecycle.finished(upload, f"{base_url}/files/{upload_id}")
+                    done.append(upload_id)
+    if done:
+        log.info("finished %d uploads a crash had left unfinished", len(done))
+    return done
+
+
 async def sweep_once(
     store: DataStore, now: float | None = None, lifecycle: Lifecycle | None = None
 ) -> list[str]:
@@ -110,7 +131,9 @@ async def sweeper(app: web.Application) -> AsyncIterator[None]:
                 store, lifecycle = app[STORE], app[LIFECYCLE]
                 due = await scan(store, time.time())
                 await expire(store, due.expired, lifecycle)
-                await announce(store, due.unannounced, lifecycle, app[SETTINGS].public_url or "")
+                base_url = app[SETTINGS].public_url or ""
+                await finish_stored(store, due.unfinished, lifecycle, base_url)
+                await announce(store, due.unannounced, lifecycle, base_url)
                 if isinstance(store, Pruner):
                     await store.prune(time.time())
             except Exception:

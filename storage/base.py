@@ -67,6 +67,18 @@ class UploadInfo:
     def is_complete(self) -> bool:
         return self.completed is not None
 
+    @property
+    def awaits_finish(self) -> bool:
+        """Every byte is stored, yet the upload is not complete: whatever stored the last
+        of them died before finish() had run or ended. (A final concatenation is finished
+        by its own creation, never by reaching its length.)"""
+        return (
+            not self.is_complete
+            and not self.parts
+            and self.length is not None
+            and self.offset == self.length
+        )
+
     def settle_length(self) -> None:
         """Before finishing: a deferred length becomes the offset, and every byte of the
         length must be stored."""

@@ -240,13 +240,17 @@ def s3_spigot_args(
 
 
 @pytest.fixture
-def spigot(
-    backend: str, data_dir: Path, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[SpigotProcess]:
+def backend_args(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> tuple[str, ...]:
+    """`spigot serve` flags for the test's backend, after start_spigot's data directory:
+    none for local disk; for S3, a fresh prefix on the moto server and a temp dir."""
+    if backend == "local":
+        return ()
+    return (*request.getfixturevalue("s3_spigot_args"), "--temp-dir", str(tmp_path / "spool"))
+
+
+@pytest.fixture
+def spigot(data_dir: Path, backend_args: tuple[str, ...]) -> Iterator[SpigotProcess]:
     """A real `spigot serve` process on a free loopback port, over the test's backend."""
-    args: tuple[str, ...] = ()
-    if backend == "s3":
-        args = (*request.getfixturevalue("s3_spigot_args"), "--temp-dir", str(tmp_path / "spool"))
-    server = start_spigot(data_dir, *args)
+    server = start_spigot(data_dir, *backend_args)
     yield server
     stop_spigot(server)

@@ -12,8 +12,8 @@ from email.utils import parsedate_to_datetime
 import pytest
 from aiohttp.test_utils import TestClient
 
-from server.context import STORE
-from server.sweeper import sweep_once
+from server.context import LIFECYCLE, STORE
+from server.sweeper import finish_stored, sweep_once
 from tests.conftest import ClientFactory, sha256
 
 Client = TestClient  # type: ignore[type-arg]
@@ -288,6 +288,49 @@ async def test_expiration(client: Client) -> None:
     assert await sweep_once(store, now=time.time() + 86400 + 5) == [upload_id]
     assert (await head(client, upload_id)).status == 410
     assert (await client.get(f"/files/{finished}")).status == 200  # finished ones stay
+
+
+async def stored_but_never_finished(client: Client, body: bytes) -> str:
+    """An upload whose bytes are all stored, as if spigot died before finishing it."""
+    upload_id = await create(client, len(body))
+    store = client.app[STORE]  # type: ignore[index]
+    upload = await store.open(upload_id)
+
+    async def chunks():  # type: ignore[no-untyped-def]
+        yield body
+
+    await upload.append(0, chunks())  # and no finish(): killed
+    store.hashers.pop(upload_id)  # a new process: no hash state either
+    return upload_id
+
+
+async def test_head_finishes_an_upload_a_crash_left_unfinished(client: Client) -> None:
+    body = os.urandom(6 << 20)
+    upload_id = await stored_but_never_finished(client, body)
+    assert (await client.get(f"/files/{upload_id}")).status == 409  # not yet complete
+    r = await head(client, upload_id)  # what a resuming tus client asks first
+    assert r.status == 200
+    assert r.headers["Upload-Offset"] == r.headers["Upload-Length"] == str(len(body))
+    got = await client.get(f"/files/{upload_id}")
+    assert got.status == 200 and await got.read() == body
+    assert got.headers["ETag"] == f'"{sha256(body)}"'
+
+
+async def test_patch_of_nothing_at_the_end_finishes_it_too(client: Client) -> None:
+    upload_id = await stored_but_never_finished(client, b"0123456789")
+    r = await patch(client, upload_id, 10, b"")
+    assert r.status == 204 and r.headers["Upload-Offset"] == "10"
+    assert await (await client.get(f"/files/{upload_id}")).read() == b"0123456789"
+
+
+async def test_the_sweep_finishes_and_announces_it(client: Client) -> None:
+    upload_id = await stored_but_never_finished(client, b"abc")
+    app = client.app
+    assert app is not None
+    done = await finish_stored(app[STORE], [upload_id], app[LIFECYCLE], "http://x")
+    assert done == [upload_id]
+    assert await (await client.get(f"/files/{upload_id}")).read() == b"abc"
+    assert (await app[STORE].open(upload_id)).info.finish_announced
 
 
 async def test_method_override(client: Client) -> None:

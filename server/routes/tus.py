@@ -277,7 +277,9 @@ async def tus_head(request: web.Request) -> web.Response:
     upload_id = request.match_info["id"]
 
     async def look() -> UploadInfo:
-        return (await store_of(request).open(upload_id)).info
+        upload = await store_of(request).open(upload_id)
+        await settle(request, upload)
+        return upload.info
 
     info = await exclusive(request, upload_id, look)
     headers = {**state_headers(info), "Cache-Control": "no-store"}
@@ -322,6 +324,8 @@ async def append_body(request: web.Request, upload_id: str, offset: int) -> Uplo
     info = upload.info
     if info.parts:
         raise tus_error(403, "final_upload", "a final concatenated upload takes no PATCH")
+    if await settle(request, upload) and offset == info.offset:
+        return upload  # the client resends the end: nothing more to take
     declared = parsed(lambda: tus.parse_int("Upload-Length", header(request, "Upload-Length")))
     if declared is not None and declared != info.length:
         if info.length is not None:
@@ -350,6 +354,17 @@ async def append_body(request: web.Request, upload_id: str, offset: int) -> Uplo
     if info.length is not None and info.offset == info.length:
         await finish(request, upload)
     return upload
+
+
+async def settle(request: web.Request, upload: Upload) -> bool:
+    """Finish an upload whose bytes are all stored but which is not complete: the request
+    that stored the last of them died (a crash, a kill) before finish() had run or ended.
+    Left so, clients resuming see nothing to send and the file never becomes downloadable.
+    Callers hold the lock. Returns whether it finished the upload."""
+    if not upload.info.awaits_finish:
+        return False
+    await finish(request, upload)
+    return True
 
 
 async def finish(request: web.Request, upload: Upload) -> None:

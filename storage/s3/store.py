@@ -127,12 +127,15 @@ class S3Store(DataStore):
             raise
         return True
 
-    async def progress(self, info: UploadInfo) -> Progress:
-        """What is safely stored of an unfinished upload, from the listed parts and tail."""
+    async def progress(self, info: UploadInfo) -> Progress | None:
+        """What is safely stored of an unfinished upload, from the listed parts and tail;
+        None if the multipart upload the info names is gone."""
         listed, tail = await asyncio.gather(self._list_parts(info), self._head_tail(info.id))
+        if listed is None:
+            return None
         return layout.progress(listed, part_size_of(info), info.length, tail)
 
-    async def _list_parts(self, info: UploadInfo) -> list[Part]:
+    async def _list_parts(self, info: UploadInfo) -> list[Part] | None:
         multipart = info.backend.get("multipart")
         if not multipart:
             return []
@@ -149,7 +152,7 @@ class S3Store(DataStore):
                 )
             except S3Error as exc:
                 if is_missing(exc):
-                    return parts
+                    return None
                 raise
             for p in page.get("Parts", []):
                 parts.append(
@@ -158,6 +161,15 @@ class S3Store(DataStore):
             if not page.get("IsTruncated"):
                 return parts
             marker = int(page["NextPartNumberMarker"])
+
+    async def _object_size(self, upload_id: str) -> int | None:
+        try:
+            head = await self.s3.call("head_object", Key=self.key(upload_id))
+        except S3Error as exc:
+            if is_missing(exc):
+                return None
+            raise
+        return int(head["ContentLength"])
 
     async def _head_tail(self, upload_id: str) -> Tail | None:
         try:
@@ -189,6 +201,20 @@ class S3Store(DataStore):
             self.finished.remember(info)
             return S3Upload(self, info, None)
         stored = await self.progress(info)
+        if stored is None or not info.backend.get("multipart"):
+            # No multipart upload, or the one the info names is gone. The object may be
+            # whole, with the crash between writing it and the info saying so: finish()
+            # then only has to record it.
+            size = await self._object_size(upload_id)
+            if size is not None:
+                info.offset = size
+                upload = S3Upload(self, info, Progress((), None))
+                upload.object_written = True
+                return upload
+        if stored is None:  # aborted under us: start again with a new multipart upload
+            del info.backend["multipart"]
+            stored = await self.progress(info)
+            assert stored is not None
         info.offset = stored.offset
         return S3Upload(self, info, stored)
 
@@ -491,6 +517,7 @@ class S3Upload(Upload):
             elif multipart and not self.stored.parts:
                 await self._abort_multiparts()  # put whole: an earlier attempt's parts go
         info.sha256 = store.hashers.digest_if_whole(info.id, info.offset) or await self._hash()
+        await store.delete_keys([store.key(info.id, "part")])  # a tail now in the object
         info.completed = time.time()
         info.expires = None
         info.backend.pop("multipart", None)
@@ -565,8 +592,10 @@ class PartWriter:
         return PartBuffer(self._store.temp, self._store.memory_limit, self._size)
 
     async def begin(self) -> None:
-        """Put the stored tail in front of the new bytes, and remove its object: a crash from
-        here on loses the tail, and the offset (read back without it) says so."""
+        """Put the stored tail in front of the new bytes. Its object stays until what
+        replaces it is stored: a crash before then leaves the tail valid and the offset where
+        it was, and once a part holding its bytes is up, the run of parts passes the tail's
+        start and the listing no longer counts it (layout.progress)."""
         if self._tail is None:
             return
         s3, tail_key = self._store.s3, self._store.key(self._upload.info.id, "part")
@@ -577,8 +606,6 @@ class PartWriter:
                 await self._buffer.add(chunk)
         finally:
             await s3.run(body.close)
-        await self._store.delete_keys([tail_key])
-        self._tail = None
 
     async def write(self, chunk: bytes) -> None:
         if self._failed is not None:
@@ -657,8 +684,9 @@ class PartWriter:
                 self._done.append(task.result())
             self._inflight.clear()
             ok = len(self._done) == self._number - 1
+            done = tuple(self._done)
             if not ok:
-                return Progress(tuple(self._done), None)
+                return Progress(done, self._tail_if_still_valid(done))
             buffer = self._buffer
             if final and not self._done:
                 await self._upload.put_object(await buffer.body())
@@ -670,14 +698,25 @@ class PartWriter:
             elif buffer.size and keep_tail:
                 await self._store.s3.call(
                     "put_object",
-                    Key=self._store.key(self._upload.info.id, "part"),
+                    Key=self._tail_key,
                     Body=await buffer.body(),
                     Metadata={"start": str(self._buffer_start)},
-                )
-                return Progress(tuple(self._done), Tail(self._buffer_start, buffer.size))
+                )  # replaces the tail begin() read, if any
+                return Progress(done, Tail(self._buffer_start, buffer.size))
+            elif self._tail is not None and not final:
+                await self._store.delete_keys([self._tail_key])  # parts now hold its bytes
             return Progress(tuple(self._done), None)
         finally:
             await self._buffer.discard()
+
+    @property
+    def _tail_key(self) -> str:
+        return self._store.key(self._upload.info.id, "part")
+
+    def _tail_if_still_valid(self, done: tuple[Part, ...]) -> Tail | None:
+        """After a failed part: the tail begin() read still counts if no part got past it."""
+        tail = self._tail
+        return tail if tail is not None and sum(p.size for p in done) == tail.start else None
 
 
 async def _replay(staged: PartBuffer) -> AsyncIterator[bytes]:

@@ -19,6 +19,7 @@ from storage.errors import ChecksumMismatch, LockTimeout, StorageUnavailable
 from storage.hashing import ChunkVerifier
 from storage.s3 import S3Store, layout
 from storage.s3.layout import MIB, Part, Tail
+from storage.s3.store import PartWriter
 from tests.conftest import BUCKET
 
 PREFIX = "up"
@@ -136,6 +137,74 @@ async def test_tail_survives_a_restart_and_joins_the_next_part(make_store: Any, 
     assert got == data
     etag = s3.head_object(Bucket=BUCKET, Key=f"{PREFIX}/{upload_id}")["ETag"]
     assert etag.endswith('-3"')  # 5 + 5 + 3 MiB parts: the tail led the second append
+
+
+async def test_a_crash_after_the_tail_was_read_keeps_the_offset(make_store: Any, s3: Any) -> None:
+    """The next PATCH has read the tail and the process dies: the offset stays put."""
+    data = os.urandom(13 * MIB)
+    store = await make_store()
+    upload = await store.create(UploadSpec(name="t.bin", length=len(data)))
+    upload_id = upload.info.id
+    await upload.append(0, chunks(data[: 7 * MIB]))
+    await PartWriter(upload, upload.stored, None).begin()  # ... and no close(): killed
+
+    resumed = await (await make_store()).open(upload_id)
+    assert resumed.info.offset == 7 * MIB
+    await resumed.append(7 * MIB, chunks(data[7 * MIB :]))
+    assert (await resumed.finish()).sha256 == hashlib.sha256(data).hexdigest()
+    assert keys(s3) == sorted([upload_id, f"{upload_id}.info"])
+
+
+async def test_a_crash_after_a_part_took_the_tail_counts_the_part(make_store: Any, s3: Any) -> None:
+    """Killed after the part holding the tail's bytes went up: the stale tail object is
+    ignored (it starts before the run of parts ends) and removed at the end."""
+    data = os.urandom(13 * MIB)
+    store = await make_store()
+    upload = await store.create(UploadSpec(name="t.bin", length=len(data)))
+    upload_id = upload.info.id
+    await upload.append(0, chunks(data[: 7 * MIB]))
+    writer = PartWriter(upload, upload.stored, None)
+    await writer.begin()
+    for chunk in [data[7 * MIB : 9 * MIB], data[9 * MIB : 10 * MIB]]:
+        await writer.write(chunk)  # 2 MiB tail + 3 MiB = part 2, then 1 MiB buffered
+    await asyncio.gather(*writer._inflight)  # part 2 is up ... and no close(): killed
+    assert f"{upload_id}.part" in keys(s3)
+
+    resumed = await (await make_store()).open(upload_id)
+    assert resumed.info.offset == 10 * MIB
+    await resumed.append(10 * MIB, chunks(data[10 * MIB :]))
+    assert (await resumed.finish()).sha256 == hashlib.sha256(data).hexdigest()
+    assert keys(s3) == sorted([upload_id, f"{upload_id}.info"])
+    got = s3.get_object(Bucket=BUCKET, Key=f"{PREFIX}/{upload_id}")["Body"].read()
+    assert got == data
+
+
+async def test_completed_object_with_unfinished_info_is_recovered(make_store: Any, s3: Any) -> None:
+    """Killed after CompleteMultipartUpload but before the info said complete."""
+    data = os.urandom(13 * MIB)
+    store = await make_store()
+    upload = await store.create(UploadSpec(name="t.bin", length=len(data)))
+    await upload.append(0, chunks(data))  # the last part completes the object...
+    # ... and no finish(): killed. A new instance finds the multipart upload gone.
+    again = await (await make_store()).open(upload.info.id)
+    assert again.info.offset == len(data) and again.info.awaits_finish
+    info = await again.finish()
+    assert info.is_complete and info.sha256 == hashlib.sha256(data).hexdigest()
+    assert keys(s3) == sorted([upload.info.id, f"{upload.info.id}.info"])
+
+
+async def test_an_aborted_multipart_upload_starts_over(make_store: Any, s3: Any) -> None:
+    data = os.urandom(13 * MIB)
+    store = await make_store()
+    upload = await store.create(UploadSpec(name="t.bin", length=len(data)))
+    await upload.append(0, chunks(data[: 6 * MIB]))
+    s3.abort_multipart_upload(
+        Bucket=BUCKET, Key=f"{PREFIX}/{upload.info.id}", UploadId=upload.info.backend["multipart"]
+    )  # by hand, or a bucket lifecycle rule
+    again = await (await make_store()).open(upload.info.id)
+    assert again.info.offset == 0
+    await again.append(0, chunks(data))
+    assert (await again.finish()).sha256 == hashlib.sha256(data).hexdigest()
 
 
 async def test_broken_stream_keeps_stored_bytes(make_store: Any) -> None:
@@ -290,8 +359,12 @@ async def test_lease_is_exclusive_released_on_request_and_expires(make_store: An
             task.cancel()  # the holder is gone: no renewals, no answer to release requests
     doomed.locker._holders.clear()
     b.locker.timeout = 3.0
-    async with b.lock(upload.info.id, lambda: None):
-        pass
+    b.locker.watch = 0.1
+    let_go = asyncio.Event()
+    async with b.lock(upload.info.id, let_go.set):
+        # b asked the dead holder to let go while it waited; that request was not for b.
+        await asyncio.sleep(0.5)
+        assert not let_go.is_set()
 
 
 async def test_bad_bucket_and_credentials_stop_start(
