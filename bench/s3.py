@@ -173,7 +173,10 @@ def main() -> None:
                 for name, leg in legs if i % 2 == 0 else legs[::-1]:
                     times[name].append(leg())
                     empty_bucket(client)
-                print(f"round {i + 1}/{args.rounds} done", flush=True)
+                    print(
+                        f"round {i + 1}: {name} {size / MIB / times[name][-1]:.0f} MiB/s",
+                        flush=True,
+                    )
             rss = spigot.peak_rss()
             temp_peak = deferred_tus_temp_peak(spigot, source, size, temp_dir)
             rss_spooled = spigot.peak_rss()
