@@ -264,15 +264,21 @@ async def test_lock_times_out_when_the_holder_does_not_release(store: Any) -> No
                 pass
 
 
+async def finished_partials(store: Any, pieces: list[bytes]) -> list[Any]:
+    """Partial uploads (tus concatenation's pieces), each finished with its bytes."""
+    partials = []
+    for piece in pieces:
+        p = await store.create(UploadSpec(name="part", length=len(piece), partial=True))
+        await p.append(0, chunks(piece))
+        await p.finish()
+        partials.append(p)
+    return partials
+
+
 async def test_concatenate(store: Any) -> None:
     assert isinstance(store, Concatenator)
     parts = [os.urandom(n) for n in (1000, 5 << 20, 1)]
-    partials = []
-    for data in parts:
-        p = await store.create(UploadSpec(name="part", length=len(data), partial=True))
-        await p.append(0, chunks(data))
-        await p.finish()
-        partials.append(p)
+    partials = await finished_partials(store, parts)
     final = await store.create(UploadSpec(name="whole", length=sum(map(len, parts))))
     info = await store.concatenate(final, partials)
     assert info.offset == info.length

@@ -21,6 +21,7 @@ from storage.s3 import S3Store, layout
 from storage.s3.layout import MIB, Part, Tail
 from storage.s3.store import PartWriter
 from tests.conftest import BUCKET
+from tests.storage.test_contract import finished_partials
 
 PREFIX = "up"
 
@@ -287,12 +288,7 @@ async def test_parts_are_listed_in_pages(make_store: Any, monkeypatch: Any) -> N
 async def test_concatenation_copies_parts_inside_s3(make_store: Any, monkeypatch: Any) -> None:
     store = await make_store()
     pieces = [os.urandom(5 * MIB), os.urandom(5 * MIB), os.urandom(1000)]
-    partials = []
-    for piece in pieces:
-        p = await store.create(UploadSpec(name="p", length=len(piece), partial=True))
-        await p.append(0, chunks(piece))
-        await p.finish()
-        partials.append(p)
+    partials = await finished_partials(store, pieces)
     final = await store.create(UploadSpec(name="all", length=sum(map(len, pieces))))
     calls: list[str] = []
     real_call = store.s3.call
@@ -313,12 +309,7 @@ async def test_concatenation_copies_parts_inside_s3(make_store: Any, monkeypatch
 async def test_small_partials_fall_back_to_streaming(make_store: Any) -> None:
     store = await make_store()
     pieces = [b"abc", b"defg"]
-    partials = []
-    for piece in pieces:
-        p = await store.create(UploadSpec(name="p", length=len(piece), partial=True))
-        await p.append(0, chunks(piece))
-        await p.finish()
-        partials.append(p)
+    partials = await finished_partials(store, pieces)
     final = await store.create(UploadSpec(name="all", length=7))
     await store.concatenate(final, partials)
     info = await final.finish()
