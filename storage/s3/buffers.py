@@ -130,6 +130,7 @@ class PartBuffer:
         self._path: Path | None = None
         self._unwritten: list[bytes | memoryview] = []  # spooled bytes not yet in the file
         self._unwritten_size = 0
+        self._file_crc = 0  # CRC32 of the bytes in the file, computed as they are written
         self._reserved = 0
 
     @property
@@ -172,7 +173,7 @@ class PartBuffer:
         await self.space.reserve(self._unwritten_size)
         self._reserved += self._unwritten_size
         chunks, self._unwritten, self._unwritten_size = self._unwritten, [], 0
-        await self.space.run(self._file.writelines, chunks)
+        self._file_crc = await self.space.run(_write, self._file, chunks, self._file_crc)
 
     async def body(self) -> Body:
         """What to upload: a file over the bytes in memory, or the spool file rewound."""
@@ -182,6 +183,17 @@ class PartBuffer:
         await self.space.run(self._file.flush)
         await self.space.run(self._file.seek, 0)
         return self._file
+
+    async def crc32(self) -> str:
+        """The base64 CRC32 of every byte. Sent with a part, it has S3 check the bytes on
+        arrival; it also spares moto a pure-Python CRC64 of the whole object at completion,
+        which it computes when a multipart upload names no algorithm."""
+        if self._file is not None:
+            await self._flush()
+            crc = self._file_crc
+        else:
+            crc = await self.space.run(zlib.crc32, memoryview(self._memory or b"")[: self.size])
+        return base64.b64encode(crc.to_bytes(4, "big")).decode()
 
     async def discard(self) -> None:
         """Free the memory and the temp file; safe to call twice."""
@@ -234,15 +246,12 @@ class MemoryFile(io.RawIOBase):
         return self._pos
 
 
-def crc32_of(body: Body) -> str:
-    """The base64 CRC32 of a body from its start, which is left rewound. Sent with a part, it
-    has S3 check the bytes on arrival; it also spares moto a pure-Python CRC64 of the whole
-    object at completion, which it computes when a multipart upload names no algorithm."""
-    crc = 0
-    while block := body.read(1 << 20):
-        crc = zlib.crc32(block, crc)
-    body.seek(0)
-    return base64.b64encode(crc.to_bytes(4, "big")).decode()
+def _write(f: BinaryIO, chunks: list[bytes | memoryview], crc: int) -> int:
+    """Spool chunks, and carry their CRC32 on: one pass over the bytes, not a second read."""
+    f.writelines(chunks)
+    for chunk in chunks:
+        crc = zlib.crc32(chunk, crc)
+    return crc
 
 
 def _close_and_remove(f: BinaryIO, path: Path | None) -> None:

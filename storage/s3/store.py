@@ -36,7 +36,7 @@ from ..hashing import ChunkVerifier, StreamHasher
 from ..ids import is_valid_id, new_id
 from ..memo import FinishedInfos, Hashers
 from . import layout
-from .buffers import FLUSH, Body, PartBuffer, TempSpace, crc32_of
+from .buffers import FLUSH, PartBuffer, TempSpace
 from .client import S3, S3Error, is_missing
 from .layout import MIN_PART, Part, Progress, Tail
 from .lease import LeaseLocker
@@ -373,13 +373,13 @@ class S3Upload(Upload):
         )
         self.object_written = True
 
-    async def put_object(self, body: Body) -> None:
+    async def put_object(self, buffer: PartBuffer) -> None:
         s3 = self._store.s3
         params: dict[str, Any] = {
             "Key": self.object_key,
-            "Body": body,
+            "Body": await buffer.body(),
             "Metadata": object_metadata(self._info),
-            "ChecksumCRC32": await s3.run(crc32_of, body),
+            "ChecksumCRC32": await buffer.crc32(),
         }
         if self._info.content_type:
             params["ContentType"] = self._info.content_type
@@ -653,7 +653,7 @@ class PartWriter:
             body = await buffer.body()
             s3, checksum = self._store.s3, {}
             if self._upload.info.backend.get("checksum") == "CRC32":
-                checksum["ChecksumCRC32"] = await s3.run(crc32_of, body)
+                checksum["ChecksumCRC32"] = await buffer.crc32()
             made = await s3.call(
                 "upload_part",
                 Key=self._upload.object_key,
@@ -689,7 +689,7 @@ class PartWriter:
                 return Progress(done, self._tail_if_still_valid(done))
             buffer = self._buffer
             if final and not self._done:
-                await self._upload.put_object(await buffer.body())
+                await self._upload.put_object(buffer)
             elif final and buffer.size:
                 await self._store.slots.acquire()
                 self._buffer = self._new_buffer()
