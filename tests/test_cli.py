@@ -158,3 +158,19 @@ def test_sign_url_needs_a_secret() -> None:
     result = run_cli("sign-url", "https://example.com/x", env={"PATH": "/usr/bin:/bin"})
     assert result.returncode != 0
     assert "SPIGOT_SECRET" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_local_disk_server_never_loads_boto3(data_dir: Path) -> None:
+    """boto3 and its service models cost ~8 MiB of RSS; only S3 storage needs them."""
+    probe = (
+        "import sys\n"
+        "from server.settings import Settings\n"
+        "from server.storage_factory import open_store\n"
+        "import server.cli\n"
+        f"open_store(Settings(storage={str(data_dir)!r}))\n"
+        "print(sorted(m for m in ('boto3', 'botocore') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout == "[]\n"
