@@ -154,6 +154,7 @@ def main() -> None:
                 "tus": [],
                 "direct": [],
                 "proxied": [],
+                "nginx_relay": [],
                 "ttfb_direct": [],
                 "ttfb_proxied": [],
             }
@@ -183,7 +184,12 @@ def main() -> None:
                 tus_rss = max(tus_rss, servers[0].peak_rss(), before)
                 # the proxy: nginx serves the payload; fetch it directly and through spigot
                 spigot, upstream = servers[0], urls["nginx"]
-                legs = [("direct", upstream), ("proxied", proxied(spigot, upstream))]
+                nginx_relay = upstream.replace(servers[1].url, servers[1].url + "/relay", 1)
+                legs = [
+                    ("direct", upstream),
+                    ("proxied", proxied(spigot, upstream)),
+                    ("nginx_relay", nginx_relay),  # a reference: a C relay on this machine
+                ]
                 for leg, url in legs if i % 2 == 0 else legs[::-1]:
                     times["spigot"][leg].append(download(url))
                 small = f"{servers[1].url}/small.bin"
@@ -253,6 +259,7 @@ def main() -> None:
     ]
     direct = size / med["spigot"]["direct"] / MIB
     through = size / med["spigot"]["proxied"] / MIB
+    relay = size / med["spigot"]["nginx_relay"] / MIB
     added_ms = (med["spigot"]["ttfb_proxied"] - med["spigot"]["ttfb_direct"]) * 1000
     lines += [
         "",
@@ -260,6 +267,9 @@ def main() -> None:
         "| --- | --- | --- | --- | --- | --- |",
         f"| download | {direct:,.0f} MiB/s | {through:,.0f} MiB/s | {through / direct:.2f}x "
         f"| >= 0.8x | {'yes' if through / direct >= 0.8 else 'NO'} |",
+        f"| reference: nginx proxy_pass to itself (1 MiB of buffers) | {direct:,.0f} MiB/s "
+        f"| {relay:,.0f} MiB/s | {relay / direct:.2f}x | | |",
+        f"| spigot's relay against nginx's | | | {through / relay:.2f}x | | |",
         f"| median added time to first byte | | {added_ms:.1f} ms | | <= 5 ms "
         f"| {'yes' if added_ms <= 5 else 'NO'} |",
         f"| spigot peak RSS after a 5 MB/s client | | {slow_rss / MIB:.0f} MiB | | | |",

@@ -106,6 +106,16 @@ def start_nginx(workdir: Path) -> Server:
                     dav_methods PUT DELETE;
                     create_full_put_path on;
                 }}
+                # nginx as a streaming reverse proxy of itself: what a relay written in C
+                # reaches on this machine, beside spigot's proxy (bench/run.py)
+                location /relay/ {{
+                    proxy_pass http://127.0.0.1:{port}/;
+                    proxy_http_version 1.1;
+                    proxy_buffering on;
+                    proxy_buffers 16 64k;
+                    proxy_buffer_size 64k;
+                    proxy_max_temp_file_size 0;
+                }}
             }}
         }}
     """)
