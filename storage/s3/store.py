@@ -3,9 +3,9 @@
 Nothing about an upload lives in one instance: its info, parts, tail and lease are objects in
 the bucket (see layout.py for the keys and how the offset is read back from them, lease.py for
 locking). While a PATCH streams in, each full part is uploaded while the next one fills, with
-at most `concurrency` part uploads in flight per instance; a part waits in memory, or in the
-temp directory when it is large (buffers.py). What arrives after the last full part is kept
-as `{id}.part` and goes in front of the next append.
+at most `concurrency` part uploads in flight per instance; a part waits in the temp
+directory, or in memory when it is no larger than `memory_limit` (buffers.py). What arrives
+after the last full part is kept as `{id}.part` and goes in front of the next append.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class S3Store(DataStore):
         endpoint_url: str | None = None,
         part_size: int = 8 << 20,
         concurrency: int = 4,
-        memory_limit: int = 8 << 20,
+        memory_limit: int = 1 << 20,
         temp_dir: Path | str = "/tmp/spigot",
         temp_cap: int = 1 << 30,
         max_length: int | None = None,
@@ -119,13 +119,16 @@ class S3Store(DataStore):
             raise StorageError(f"upload {upload_id} has an unreadable info object") from exc
 
     async def _exists(self, object_key: str) -> bool:
+        return await self._size_of(object_key) is not None
+
+    async def _size_of(self, object_key: str) -> int | None:
         try:
-            await self.s3.call("head_object", Key=object_key)
+            head = await self.s3.call("head_object", Key=object_key)
         except S3Error as exc:
             if is_missing(exc):
-                return False
+                return None
             raise
-        return True
+        return int(head["ContentLength"])
 
     async def progress(self, info: UploadInfo) -> Progress | None:
         """What is safely stored of an unfinished upload, from the listed parts and tail;
@@ -162,15 +165,6 @@ class S3Store(DataStore):
                 return parts
             marker = int(page["NextPartNumberMarker"])
 
-    async def _object_size(self, upload_id: str) -> int | None:
-        try:
-            head = await self.s3.call("head_object", Key=self.key(upload_id))
-        except S3Error as exc:
-            if is_missing(exc):
-                return None
-            raise
-        return int(head["ContentLength"])
-
     async def _head_tail(self, upload_id: str) -> Tail | None:
         try:
             head = await self.s3.call("head_object", Key=self.key(upload_id, "part"))
@@ -205,7 +199,7 @@ class S3Store(DataStore):
             # No multipart upload, or the one the info names is gone. The object may be
             # whole, with the crash between writing it and the info saying so: finish()
             # then only has to record it.
-            size = await self._object_size(upload_id)
+            size = await self._size_of(self.key(upload_id))
             if size is not None:
                 info.offset = size
                 upload = S3Upload(self, info, Progress((), None))
