@@ -204,7 +204,7 @@ class Settings:
     )
     # Parts wait on disk by default, as in tusd: memory then stays flat however many uploads
     # run at once (the temp cap bounds them instead), and in the bench it cost no throughput
-    # while peak RSS fell from ~130 to ~85 MiB (bench/RESULTS.md).
+    # while peak RSS fell from ~130 to 91-98 MiB (bench/RESULTS.md).
     s3_memory_part_size: int = _option(
         1024**2,
         parse_size,

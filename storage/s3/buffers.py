@@ -162,7 +162,7 @@ class PartBuffer:
             self._memory = bytearray(self._capacity)
         if end <= len(self._memory):
             self._memory[self.size : end] = chunk
-        else:  # no capacity was planned (a part that will spool, a staged chunk): grow
+        else:  # no capacity planned: the part outgrows memory_limit and will spool
             del self._memory[self.size :]
             self._memory += chunk
         self.size = end
