@@ -282,6 +282,12 @@ class Settings:
     proxy_idle_timeout: float = _option(
         30.0, parse_duration, "upstream silence allowed between chunks", "TIME"
     )
+    proxy_no_splice: bool = _option(
+        False,
+        parse_bool,
+        "relay proxied bodies through the process even where splice(2) could move them",
+        flag=True,
+    )
     import_concurrency: int = _option(4, parse_positive, "imports fetched at once", "N")
     import_queue: int = _option(100, parse_positive, "imports that may wait; more get 429", "N")
     import_token: str | None = _option(

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -25,6 +26,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.test_utils import TestClient, TestServer
 
+from server import zerocopy
 from server.protocol import signing
 from server.protocol.ssrf import Refused, check_url, literal_address, refusal
 from server.upstream import Timeouts, guarded_session, open_upstream
@@ -173,11 +175,49 @@ async def proxy(make_client: ClientFactory) -> Client:
     return await make_client(secret=SECRET, proxy_allow_private=True)
 
 
+@dataclass
+class RelayMode:
+    """How the body travels: spliced in the kernel (the default) or copied through spigot.
+    `spliced` records the byte counts handed to splice, so a test can tell which ran."""
+
+    no_splice: bool
+    spliced: list[int]
+
+    def check(self, *, expect_splice: bool = True) -> None:
+        if self.no_splice or not expect_splice:
+            assert self.spliced == []
+        else:
+            assert self.spliced and all(count > 0 for count in self.spliced)
+
+
+@pytest.fixture(params=["spliced", "copied"])
+def relay_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> RelayMode:
+    mode = RelayMode(no_splice=request.param == "copied", spliced=[])
+    real = zerocopy.splice
+
+    async def recording(src: int, dst: int, count: int, **kwargs: Any) -> None:
+        mode.spliced.append(count)
+        await real(src, dst, count, **kwargs)
+
+    monkeypatch.setattr(zerocopy, "splice", recording)
+    return mode
+
+
+@pytest.fixture
+async def relaying(make_client: ClientFactory, relay_mode: RelayMode) -> Client:
+    """The proxy fixture, once for each way of relaying the body."""
+    return await make_client(
+        secret=SECRET, proxy_allow_private=True, proxy_no_splice=relay_mode.no_splice
+    )
+
+
 # -- streaming ----------------------------------------------------------------------------
 
 
-async def test_streams_byte_identical_with_clean_headers(proxy: Client, upstream: Upstream) -> None:
-    resp = await proxy.get(link(upstream.url("/blob")))
+async def test_streams_byte_identical_with_clean_headers(
+    relaying: Client, relay_mode: RelayMode, upstream: Upstream
+) -> None:
+    resp = await relaying.get(link(upstream.url("/blob")))
     assert resp.status == 200
     data = await resp.read()
     assert hashlib.sha256(data).digest() == hashlib.sha256(BLOB).digest()
@@ -187,6 +227,37 @@ async def test_streams_byte_identical_with_clean_headers(proxy: Client, upstream
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
     assert "sandbox" in resp.headers["Content-Security-Policy"]
     assert "Set-Cookie" not in resp.headers and "X-Internal" not in resp.headers
+    relay_mode.check()
+
+
+async def test_connections_stay_usable_after_a_relayed_body(
+    relaying: Client, relay_mode: RelayMode, upstream: Upstream
+) -> None:
+    """Two requests on one client connection: the first body must end exactly where its
+    Content-Length says, or the second response is garbage."""
+    assert relaying.server.host is not None and relaying.server.port is not None
+    reader, writer = await asyncio.open_connection(relaying.server.host, relaying.server.port)
+    request = f"GET {link(upstream.url('/blob'))} HTTP/1.1\r\nHost: spigot\r\n\r\n".encode()
+    for _ in range(2):
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert f"Content-Length: {len(BLOB)}\r\n".encode() in head
+        body = await reader.readexactly(len(BLOB))
+        assert hashlib.sha256(body).digest() == hashlib.sha256(BLOB).digest()
+    writer.close()
+    relay_mode.check()
+    assert len(relay_mode.spliced) in (0, 2)
+
+
+async def test_small_bodies_already_read_keep_the_upstream_connection(
+    relaying: Client, relay_mode: RelayMode, upstream: Upstream
+) -> None:
+    for _ in range(3):
+        resp = await relaying.get(link(upstream.url("/video")))
+        assert resp.status == 200 and await resp.read() == b"\x00" * 10
+    relay_mode.check(expect_splice=False)  # nothing was left to splice
+    assert upstream.connections == 1
 
 
 async def test_head(proxy: Client, upstream: Upstream) -> None:
@@ -196,15 +267,16 @@ async def test_head(proxy: Client, upstream: Upstream) -> None:
 
 
 async def test_first_byte_arrives_before_the_upstream_is_done(
-    proxy: Client, upstream: Upstream
+    relaying: Client, relay_mode: RelayMode, upstream: Upstream
 ) -> None:
-    resp = await proxy.get(link(upstream.url("/slow")))
+    resp = await relaying.get(link(upstream.url("/slow")))
     first = await resp.content.readany()
     sent_then = upstream.slow_sent
     rest = await resp.read()
     total = 200 * 65536
     assert first and len(first) + len(rest) == total
     assert sent_then < total / 100  # the first byte came before 1% had left the upstream
+    relay_mode.check()
 
 
 async def test_request_header_hygiene(proxy: Client, upstream: Upstream) -> None:
@@ -247,14 +319,19 @@ async def test_size_limit(make_client: ClientFactory, upstream: Upstream) -> Non
 
 
 async def test_ranges_and_conditionals_pass_through(
-    make_client: ClientFactory, spigot: SpigotProcess, tmp_path: Path
+    make_client: ClientFactory, relay_mode: RelayMode, spigot: SpigotProcess, tmp_path: Path
 ) -> None:
     """spigot itself is the upstream here, since it answers multiple ranges."""
     src = tmp_path / "src.bin"
     write_random(src, 3 << 20)
     target = await asyncio.to_thread(curl_put, src, f"{spigot.url}/files/")
     data = src.read_bytes()
-    client = await make_client(secret=SECRET, proxy_allow_private=True)
+    client = await make_client(
+        secret=SECRET, proxy_allow_private=True, proxy_no_splice=relay_mode.no_splice
+    )
+    whole = await client.get(link(target))
+    assert whole.status == 200 and await whole.read() == data
+    relay_mode.check()
     one = await client.get(link(target), headers={"Range": "bytes=100-199"})
     assert one.status == 206 and await one.read() == data[100:200]
     assert one.headers["Content-Range"] == f"bytes 100-199/{len(data)}"
@@ -290,20 +367,24 @@ async def test_upstream_errors(proxy: Client, upstream: Upstream, code: int, sta
 
 
 async def test_upstream_dying_mid_stream_aborts_the_client(
-    proxy: Client, upstream: Upstream
+    relaying: Client, relay_mode: RelayMode, upstream: Upstream
 ) -> None:
-    resp = await proxy.get(link(upstream.url("/drop")))
+    resp = await relaying.get(link(upstream.url("/drop")))
     assert resp.status == 200
     with pytest.raises(aiohttp.ClientPayloadError):
         await resp.read()
+    relay_mode.check()
 
 
-async def test_timeouts(make_client: ClientFactory, upstream: Upstream) -> None:
+async def test_timeouts(
+    make_client: ClientFactory, relay_mode: RelayMode, upstream: Upstream
+) -> None:
     client = await make_client(
         secret=SECRET,
         proxy_allow_private=True,
         proxy_first_byte_timeout=0.5,
         proxy_idle_timeout=0.5,
+        proxy_no_splice=relay_mode.no_splice,
     )
     slow_headers = await client.get(link(upstream.url("/hang-headers")))
     assert slow_headers.status == 504
@@ -312,6 +393,7 @@ async def test_timeouts(make_client: ClientFactory, upstream: Upstream) -> None:
     assert stalls.status == 200
     with pytest.raises(aiohttp.ClientPayloadError):
         await stalls.read()
+    relay_mode.check()
 
 
 async def test_unreachable_upstream_is_502(proxy: Client) -> None:

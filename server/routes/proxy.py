@@ -1,8 +1,7 @@
 """`GET`/`HEAD /proxy?url=...&expires=...&sig=...`: stream a remote file, safely.
 
-Bytes are passed on as the upstream delivers them: each `write` waits for the client's
-socket to drain, and the upstream connection pauses while it does (aiohttp's small read
-buffer), so a slow client slows the upstream instead of filling memory. Headers go both
+Bytes are passed on as the upstream delivers them, with a bounded window in between, so a
+slow client slows the upstream instead of filling memory (server/relay.py). Headers go both
 ways through allowlists, as in go-camo: no cookies or credentials reach the upstream, and
 nothing but describing headers come back. Signing, address checks and redirects: see
 server/protocol/signing.py, server/protocol/ssrf.py and server/upstream.py.
@@ -22,6 +21,7 @@ from ..context import SETTINGS, settings_of
 from ..errors import ApiError
 from ..protocol import signing
 from ..protocol.ssrf import Refused
+from ..relay import RELAY_FAILURES, relay_body
 from ..settings import Settings
 from ..upstream import Timeouts, guarded_session, open_upstream
 
@@ -135,17 +135,12 @@ async def relay(
     if request.method == "HEAD" or upstream.status == 304:
         await resp.write_eof()
         return resp
-    sent = 0
     try:
-        async for chunk in upstream.content.iter_any():
-            sent += len(chunk)
-            if cap and sent > cap:
-                raise ValueError("grew past --proxy-max-size")
-            await resp.write(chunk)
-    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        await relay_body(request, resp, upstream, settings)
+    except RELAY_FAILURES as exc:
         # Ending cleanly would hand the client a truncated file that looks whole: reset the
         # connection instead, so it can tell.
-        log.info("upstream body failed after %d bytes: %s", sent, exc)
+        log.info("relaying the upstream body failed: %s", exc)
         if request.transport is not None:
             request.transport.abort()
         return resp

@@ -1,0 +1,97 @@
+"""Moving a proxied body from the upstream's connection to the client's.
+
+Two ways, the same contract: bytes go on as they arrive, at most a fixed window is in
+flight, and a body that ends early or stalls raises one of RELAY_FAILURES, so the caller
+can reset the client's connection instead of ending a truncated body cleanly.
+
+- Spliced (server/zerocopy.py): when both connections are plain TCP and the body is framed
+  by Content-Length alone, so its bytes on the wire are the body itself. The bytes never
+  enter the process.
+- Copied: everything else (TLS on either side, chunked bodies), through aiohttp's reader,
+  whose window pauses the upstream socket while the client drains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+from aiohttp import web
+
+from . import zerocopy
+from .settings import Settings
+from .upstream import UPSTREAM_WINDOW
+
+# What a relay raises when the body cannot be delivered whole.
+RELAY_FAILURES = (aiohttp.ClientError, TimeoutError, ValueError, OSError, zerocopy.Truncated)
+
+
+async def relay_body(
+    request: web.Request,
+    resp: web.StreamResponse,
+    upstream: aiohttp.ClientResponse,
+    settings: Settings,
+) -> None:
+    ends = splice_ends(request, upstream, settings)
+    if ends is None:
+        await relay_copied(resp, upstream, settings.proxy_max_size)
+    else:
+        await relay_spliced(request, resp, upstream, *ends, settings.proxy_idle_timeout)
+
+
+async def relay_copied(
+    resp: web.StreamResponse, upstream: aiohttp.ClientResponse, cap: int
+) -> None:
+    sent = 0
+    # iter_chunks hands over each buffered read as it is; iter_any would join them first.
+    async for chunk, _ in upstream.content.iter_chunks():
+        sent += len(chunk)
+        if cap and sent > cap:
+            raise ValueError(f"grew past --proxy-max-size after {sent} bytes")
+        await resp.write(chunk)
+
+
+def splice_ends(
+    request: web.Request, upstream: aiohttp.ClientResponse, settings: Settings
+) -> tuple[int, int] | None:
+    """The upstream's and the client's sockets, if the body can be spliced between them.
+
+    A known length also keeps --proxy-max-size: a longer one was refused before this.
+    """
+    if settings.proxy_no_splice or upstream.content_length is None:
+        return None
+    if "Transfer-Encoding" in upstream.headers or upstream.connection is None:
+        return None
+    src = zerocopy.plain_socket(upstream.connection.transport)
+    dst = zerocopy.plain_socket(request.transport)
+    return None if src is None or dst is None else (src, dst)
+
+
+async def relay_spliced(
+    request: web.Request,
+    resp: web.StreamResponse,
+    upstream: aiohttp.ClientResponse,
+    src: int,
+    dst: int,
+    idle: float,
+) -> None:
+    """Send what aiohttp has already read of the body, then splice the rest."""
+    assert upstream.connection is not None and upstream.content_length is not None
+    source, sink = upstream.connection.transport, request.transport
+    assert isinstance(source, asyncio.ReadTransport) and isinstance(sink, asyncio.WriteTransport)
+    # Take what is buffered, then stop the transport reading, with no await in between:
+    # from here on the rest of the body stays in the socket for splice to take. (Taking
+    # from the buffer may resume the transport, but that delivers nothing before an await.)
+    head = b"".join(iter(upstream.content.read_nowait, b""))
+    remaining = upstream.content_length - len(head)
+    if remaining:
+        source.pause_reading()
+    await resp.write(head)  # also sends the headers
+    if not remaining:
+        return  # all of it was read the ordinary way: the connection stays reusable
+    try:
+        await zerocopy.flushed(sink, dst)
+        await zerocopy.splice(src, dst, remaining, idle=idle, window=UPSTREAM_WINDOW)
+    finally:
+        # aiohttp's parser never saw the spliced bytes, so this connection cannot be reused.
+        upstream.close()
