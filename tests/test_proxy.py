@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import ipaddress
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -56,6 +57,7 @@ class Upstream:
         self.slow_sent = 0
         self.seen_headers: dict[str, str] = {}
         self.server: TestServer | None = None
+        self.endless_ended = asyncio.Event()
 
     def url(self, path: str) -> str:
         assert self.server is not None
@@ -75,6 +77,7 @@ class Upstream:
         r.add_get("/hang-headers", self.hang_headers)
         r.add_get("/hang-body", self.hang_body)
         r.add_get("/chunked", self.chunked)
+        r.add_get("/endless", self.endless)
         return app
 
     async def html(self, request: web.Request) -> web.Response:
@@ -113,6 +116,18 @@ class Upstream:
         await resp.write(b"d" * (1 << 20))
         assert request.transport is not None
         request.transport.abort()
+        return resp
+
+    async def endless(self, request: web.Request) -> web.StreamResponse:
+        """Declares 1 GiB and keeps sending until the connection is gone."""
+        resp = web.StreamResponse(headers={"Content-Type": "video/mp4"})
+        resp.content_length = 1 << 30
+        await resp.prepare(request)
+        try:
+            for _ in range(1 << 10):
+                await resp.write(b"e" * (1 << 20))
+        finally:
+            self.endless_ended.set()
         return resp
 
     async def redirect(self, request: web.Request) -> web.Response:
@@ -248,6 +263,27 @@ async def test_connections_stay_usable_after_a_relayed_body(
     writer.close()
     relay_mode.check()
     assert len(relay_mode.spliced) in (0, 2)
+
+
+async def test_a_client_hanging_up_mid_body_releases_everything(
+    relaying: Client, relay_mode: RelayMode, upstream: Upstream
+) -> None:
+    """The upstream is let go and no descriptor is left open (splice duplicates sockets and
+    opens a pipe for each body)."""
+    assert relaying.server.host is not None and relaying.server.port is not None
+    before = len(os.listdir("/proc/self/fd"))
+    reader, writer = await asyncio.open_connection(relaying.server.host, relaying.server.port)
+    writer.write(f"GET {link(upstream.url('/endless'))} HTTP/1.1\r\nHost: spigot\r\n\r\n".encode())
+    await reader.readuntil(b"\r\n\r\n")
+    assert len(await reader.readexactly(4 << 20)) == 4 << 20
+    writer.transport.abort()
+    await asyncio.wait_for(upstream.endless_ended.wait(), 10)
+    for _ in range(50):  # the proxy lets go of its side a moment later
+        if len(os.listdir("/proc/self/fd")) <= before:
+            break
+        await asyncio.sleep(0.1)
+    assert len(os.listdir("/proc/self/fd")) <= before
+    relay_mode.check()
 
 
 async def test_small_bodies_already_read_keep_the_upstream_connection(
