@@ -78,8 +78,15 @@ class S3:
             signature_version="s3v4",  # presigned URLs carry X-Amz-Expires
             connect_timeout=10,
             read_timeout=60,
+            # Over TLS, the CRC32 that spigot sends with every part (and S3 checks) stands
+            # in for signing the payload, as in boto3's own uploads; signing would sha256
+            # every byte once more. Over plain HTTP botocore always signs it.
+            s3={"payload_signing_enabled": False} if self._over_tls() else None,
         )
         return boto3.session.Session().client("s3", endpoint_url=self._endpoint_url, config=config)
+
+    def _over_tls(self) -> bool:
+        return self._endpoint_url is None or self._endpoint_url.lower().startswith("https:")
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import os
+import zlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -365,3 +367,44 @@ async def test_bad_bucket_and_credentials_stop_start(
     with pytest.raises(StorageUnavailable, match="does not exist"):
         await missing.start()
     missing.s3.close()
+
+
+class Sent(Exception):
+    """Raised in place of sending: the test only reads the signed request."""
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "signed"),
+    [("https://s3.example.test", False), (None, False), ("http://127.0.0.1:9", True)],
+)
+def test_payloads_are_signed_only_without_tls(
+    fake_aws: None, endpoint: str | None, signed: bool
+) -> None:
+    """Over TLS a part's CRC32 stands in for sha256-signing its bytes, as boto3 does for its
+    own uploads; over plain HTTP the payload is signed."""
+    from storage.s3.client import S3
+
+    client = S3(BUCKET, endpoint, threads=1)._build()
+    seen: dict[str, str] = {}
+
+    def capture(request: Any, **_: Any) -> None:
+        seen.update(
+            {k: v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()}
+        )
+        raise Sent
+
+    client.meta.events.register("before-send.s3.UploadPart", capture)
+    body = b"p" * 1024
+    crc = base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
+    with pytest.raises(Sent):
+        client.upload_part(
+            Bucket=BUCKET,
+            Key="k",
+            UploadId="u",
+            PartNumber=1,
+            Body=body,
+            ChecksumCRC32=crc,
+        )
+    expected = hashlib.sha256(body).hexdigest() if signed else "UNSIGNED-PAYLOAD"
+    assert seen["X-Amz-Content-SHA256"] == expected
+    assert seen["x-amz-checksum-crc32"] == crc
