@@ -20,7 +20,7 @@ import fcntl
 import os
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 SUPPORTED = sys.platform == "linux" and hasattr(os, "splice")
@@ -54,12 +54,12 @@ async def splice(src: int, dst: int, count: int, *, idle: float, window: int) ->
     when either side fails (a client that hung up gives EPIPE or ECONNRESET).
     """
     loop = asyncio.get_running_loop()
-    sink = socket.socket(fileno=os.dup(dst))
-    src, dst = os.dup(src), sink.fileno()
-    pipe_out, pipe_in = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        with contextlib.suppress(OSError):  # a smaller pipe only means smaller steps
-            fcntl.fcntl(pipe_in, fcntl.F_SETPIPE_SZ, window)
+    with (
+        socket.socket(fileno=os.dup(src)) as source,
+        socket.socket(fileno=os.dup(dst)) as sink,
+        _pipe(window) as (pipe_out, pipe_in),
+    ):
+        src, dst = source.fileno(), sink.fileno()
         piped = 0
         held = False  # bytes sent with SPLICE_F_MORE that the kernel may be holding back
         while count or piped:
@@ -92,10 +92,19 @@ async def splice(src: int, dst: int, count: int, *, idle: float, window: int) ->
                     await _ready(loop.add_writer, loop.remove_writer, dst, None)
                 else:
                     held = bool(more)
+
+
+@contextlib.contextmanager
+def _pipe(capacity: int) -> Iterator[tuple[int, int]]:
+    """A non-blocking pipe (read end, write end) of about `capacity` bytes."""
+    read_end, write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        with contextlib.suppress(OSError):  # a smaller pipe only means smaller steps
+            fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, capacity)
+        yield read_end, write_end
     finally:
-        for fd in (pipe_in, pipe_out, src):
-            os.close(fd)
-        sink.close()
+        os.close(read_end)
+        os.close(write_end)
 
 
 async def flushed(transport: asyncio.WriteTransport, fd: int) -> None:
