@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -59,16 +59,30 @@ async def held(store: DataStore, upload_id: str) -> AsyncIterator[Upload]:
         yield await store.open(upload_id)
 
 
-async def expire(store: DataStore, ids: list[str], lifecycle: Lifecycle | None) -> list[str]:
-    removed = []
+async def each_held(
+    store: DataStore, ids: list[str], act: Callable[[Upload], Awaitable[bool]]
+) -> list[str]:
+    """Run `act` on each upload under its lock; the ids it acted on. An upload that is busy
+    (locked) or fails in storage is left for the next sweep."""
+    done = []
     for upload_id in ids:
-        with contextlib.suppress(LockTimeout, StorageError):  # busy or gone: next sweep
+        with contextlib.suppress(LockTimeout, StorageError):
             async with held(store, upload_id) as upload:
-                if not upload.info.is_complete:
-                    await upload.delete(gone="expired")
-                    removed.append(upload_id)
-                    if lifecycle is not None:
-                        lifecycle.expired(upload_id)
+                if await act(upload):
+                    done.append(upload_id)
+    return done
+
+
+async def expire(store: DataStore, ids: list[str], lifecycle: Lifecycle | None) -> list[str]:
+    async def remove(upload: Upload) -> bool:
+        if upload.info.is_complete:
+            return False
+        await upload.delete(gone="expired")
+        if lifecycle is not None:
+            lifecycle.expired(upload.info.id)
+        return True
+
+    removed = await each_held(store, ids, remove)
     if removed:
         log.info("expired %d unfinished uploads", len(removed))
     return removed
@@ -78,14 +92,14 @@ async def announce(
     store: DataStore, ids: list[str], lifecycle: Lifecycle, base_url: str
 ) -> list[str]:
     """Run the post-finish step for finished uploads a crash left unannounced."""
-    done = []
-    for upload_id in ids:
-        with contextlib.suppress(LockTimeout, StorageError):
-            async with held(store, upload_id) as upload:
-                if not upload.info.finish_announced:
-                    await lifecycle.finished(upload, f"{base_url}/files/{upload_id}")
-                    done.append(upload_id)
-    return done
+
+    async def announce_one(upload: Upload) -> bool:
+        if upload.info.finish_announced:
+            return False
+        await lifecycle.finished(upload, f"{base_url}/files/{upload.info.id}")
+        return True
+
+    return await each_held(store, ids, announce_one)
 
 
 async def finish_stored(
@@ -93,14 +107,15 @@ async def finish_stored(
 ) -> list[str]:
     """Finish uploads whose bytes are all stored but whose finish a crash cut off, and
     announce them, as the request that stored their last byte would have."""
-    done = []
-    for upload_id in ids:
-        with contextlib.suppress(LockTimeout, StorageError):
-            async with held(store, upload_id) as upload:
-                if upload.info.awaits_finish:
-                    await upload.finish()
-                    await lifecycle.finished(upload, f"{base_url}/files/{upload_id}")
-                    done.append(upload_id)
+
+    async def finish(upload: Upload) -> bool:
+        if not upload.info.awaits_finish:
+            return False
+        await upload.finish()
+        await lifecycle.finished(upload, f"{base_url}/files/{upload.info.id}")
+        return True
+
+    done = await each_held(store, ids, finish)
     if done:
         log.info("finished %d uploads a crash had left unfinished", len(done))
     return done
