@@ -194,17 +194,20 @@ class S3Store(DataStore):
         if info.is_complete:
             self.finished.remember(info)
             return S3Upload(self, info, None)
-        stored = await self.progress(info)
-        if stored is None or not info.backend.get("multipart"):
-            # No multipart upload, or the one the info names is gone. The object may be
-            # whole, with the crash between writing it and the info saying so: finish()
-            # then only has to record it.
-            size = await self._size_of(self.key(upload_id))
-            if size is not None:
-                info.offset = size
-                upload = S3Upload(self, info, Progress((), None))
-                upload.object_written = True
-                return upload
+        # With no multipart upload, or when the one the info names is gone, the object may
+        # be whole: a crash came between writing it and the info saying so, and finish()
+        # only has to record it. Without a multipart upload both are asked at once.
+        key = self.key(upload_id)
+        if info.backend.get("multipart"):
+            stored = await self.progress(info)
+            size = None if stored is not None else await self._size_of(key)
+        else:
+            stored, size = await asyncio.gather(self.progress(info), self._size_of(key))
+        if size is not None:
+            info.offset = size
+            upload = S3Upload(self, info, Progress((), None))
+            upload.object_written = True
+            return upload
         if stored is None:  # aborted under us: start again with a new multipart upload
             del info.backend["multipart"]
             stored = await self.progress(info)
