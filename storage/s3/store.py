@@ -182,7 +182,7 @@ class S3Store(DataStore):
         planned = spec.length if spec.length is not None else spec.max_length or self.max_length
         info.backend["part_size"] = str(layout.part_size(planned, self.preferred_part))
         await self.write_info(info)
-        return S3Upload(self, info, Progress((), None))
+        return S3Upload(self, info, Progress((), None), tail_possible=False)
 
     async def open(self, upload_id: str) -> S3Upload:
         if not is_valid_id(upload_id):
@@ -328,11 +328,22 @@ def object_metadata(info: UploadInfo) -> dict[str, str]:
 
 
 class S3Upload(Upload):
-    def __init__(self, store: S3Store, info: UploadInfo, stored: Progress | None) -> None:
+    def __init__(
+        self,
+        store: S3Store,
+        info: UploadInfo,
+        stored: Progress | None,
+        *,
+        tail_possible: bool = True,
+    ) -> None:
         self._store = store
         self._info = info
         self.stored = stored  # None once complete
         self.object_written = False  # the final object exists (small body or concatenation)
+        # A `{id}.part` object may exist: this instance wrote one, or it was opened from
+        # storage, where a crash may have left a stale one. Only then has finish() to
+        # delete it, which spares one-shot uploads a request.
+        self.tail_possible = tail_possible
 
     @property
     def info(self) -> UploadInfo:
@@ -514,7 +525,8 @@ class S3Upload(Upload):
             elif multipart and not self.stored.parts:
                 await self._abort_multiparts()  # put whole: an earlier attempt's parts go
         info.sha256 = store.hashers.digest_if_whole(info.id, info.offset) or await self._hash()
-        await store.delete_keys([store.key(info.id, "part")])  # a tail now in the object
+        if self.tail_possible:
+            await store.delete_keys([store.key(info.id, "part")])  # a tail now in the object
         info.completed = time.time()
         info.expires = None
         info.backend.pop("multipart", None)
@@ -693,6 +705,7 @@ class PartWriter:
                 multipart = await self._upload.ensure_multipart()
                 self._done.append(await self._upload_part(multipart, self._number, buffer))
             elif buffer.size and keep_tail:
+                self._upload.tail_possible = True
                 await self._store.s3.call(
                     "put_object",
                     Key=self._tail_key,

@@ -142,6 +142,34 @@ async def test_tail_survives_a_restart_and_joins_the_next_part(make_store: Any, 
     assert etag.endswith('-3"')  # 5 + 5 + 3 MiB parts: the tail led the second append
 
 
+@pytest.mark.parametrize("steps", [1, 2], ids=["one-shot", "tail-then-end"])
+async def test_finish_deletes_a_tail_only_where_one_may_be(
+    make_store: Any, s3: Any, monkeypatch: Any, steps: int
+) -> None:
+    data = os.urandom(8 * MIB)
+    store = await make_store()
+    deleted: list[str] = []
+    real_call = store.s3.call
+
+    async def spy(operation: str, **params: Any) -> Any:
+        if operation == "delete_objects":
+            deleted.extend(o["Key"] for o in params["Delete"]["Objects"])
+        return await real_call(operation, **params)
+
+    monkeypatch.setattr(store.s3, "call", spy)
+    upload = await store.create(UploadSpec(name="t.bin", length=len(data)))
+    cut = 7 * MIB if steps == 2 else 0  # 7 MiB: a 5 MiB part and a 2 MiB tail
+    if cut:
+        await upload.append(0, chunks(data[:cut]))
+        assert f"{upload.info.id}.part" in keys(s3)
+    await upload.append(cut, chunks(data[cut:]))
+    info = await upload.finish()
+    assert info.sha256 == hashlib.sha256(data).hexdigest()
+    assert keys(s3) == sorted([info.id, f"{info.id}.info"])
+    tail_key = f"{PREFIX}/{info.id}.part"
+    assert deleted.count(tail_key) == (1 if cut else 0)
+
+
 async def test_a_crash_after_the_tail_was_read_keeps_the_offset(make_store: Any, s3: Any) -> None:
     """The next PATCH has read the tail and the process dies: the offset stays put."""
     data = os.urandom(13 * MIB)
