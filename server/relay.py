@@ -14,6 +14,7 @@ can reset the client's connection instead of ending a truncated body cleanly.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import aiohttp
 from aiohttp import web
@@ -21,6 +22,8 @@ from aiohttp import web
 from . import zerocopy
 from .settings import Settings
 from .upstream import UPSTREAM_WINDOW
+
+log = logging.getLogger("spigot.proxy")
 
 # What a relay raises when the body cannot be delivered whole.
 RELAY_FAILURES = (aiohttp.ClientError, TimeoutError, ValueError, OSError, zerocopy.Truncated)
@@ -32,11 +35,12 @@ async def relay_body(
     upstream: aiohttp.ClientResponse,
     settings: Settings,
 ) -> None:
-    ends = splice_ends(request, upstream, settings)
-    if ends is None:
+    splice = open_splice(request, upstream, settings)
+    if splice is None:
         await relay_copied(resp, upstream, settings.proxy_max_size)
-    else:
-        await relay_spliced(request, resp, upstream, *ends, settings.proxy_idle_timeout)
+        return
+    with splice:
+        await relay_spliced(request, resp, upstream, splice, settings.proxy_idle_timeout)
 
 
 async def relay_copied(
@@ -51,10 +55,10 @@ async def relay_copied(
         await resp.write(chunk)
 
 
-def splice_ends(
+def open_splice(
     request: web.Request, upstream: aiohttp.ClientResponse, settings: Settings
-) -> tuple[int, int] | None:
-    """The upstream's and the client's sockets, if the body can be spliced between them.
+) -> zerocopy.Splice | None:
+    """A splice from the upstream's socket to the client's, if the body can take one.
 
     A known length also keeps --proxy-max-size: a longer one was refused before this.
     """
@@ -62,17 +66,24 @@ def splice_ends(
         return None
     if "Transfer-Encoding" in upstream.headers or upstream.connection is None:
         return None
+    if upstream.content.is_eof():
+        return None  # the whole body is read already: nothing is left to splice
     src = zerocopy.plain_socket(upstream.connection.transport)
     dst = zerocopy.plain_socket(request.transport)
-    return None if src is None or dst is None else (src, dst)
+    if src is None or dst is None:
+        return None
+    try:
+        return zerocopy.Splice(src, dst, UPSTREAM_WINDOW)
+    except OSError as exc:  # out of descriptors, most likely: copying needs none
+        log.warning("copying a proxied body instead of splicing it: %s", exc)
+        return None
 
 
 async def relay_spliced(
     request: web.Request,
     resp: web.StreamResponse,
     upstream: aiohttp.ClientResponse,
-    src: int,
-    dst: int,
+    splice: zerocopy.Splice,
     idle: float,
 ) -> None:
     """Send what aiohttp has already read of the body, then splice the rest."""
@@ -90,8 +101,8 @@ async def relay_spliced(
     if not remaining:
         return  # all of it was read the ordinary way: the connection stays reusable
     try:
-        await zerocopy.flushed(sink, dst)
-        await zerocopy.splice(src, dst, remaining, idle=idle, window=UPSTREAM_WINDOW)
+        await splice.flushed(sink)
+        await splice.move(remaining, idle)
     finally:
         # aiohttp's parser never saw the spliced bytes, so this connection cannot be reused.
         upstream.close()

@@ -20,7 +20,7 @@ import fcntl
 import os
 import socket
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 SUPPORTED = sys.platform == "linux" and hasattr(os, "splice")
@@ -45,21 +45,49 @@ def plain_socket(transport: asyncio.BaseTransport | None) -> int | None:
     return int(sock.fileno())
 
 
-async def splice(src: int, dst: int, count: int, *, idle: float, window: int) -> None:
-    """Move exactly `count` bytes from socket `src` to socket `dst`.
+class Splice:
+    """A splice from socket `src` to socket `dst`, with its own descriptors.
 
     Both sockets stay owned by their transports: they are duplicated here, so the event loop
-    can watch them without clashing with the transports' own registrations. Raises Truncated
-    if `src` ends early, TimeoutError if it sends nothing for `idle` seconds, and OSError
-    when either side fails (a client that hung up gives EPIPE or ECONNRESET).
+    can watch them without clashing with the transports' own registrations, and a pipe of
+    about `window` bytes joins them. All are taken when this is made, so a process out of
+    descriptors (OSError) can still choose to copy instead, before anything is committed.
     """
-    loop = asyncio.get_running_loop()
-    with (
-        socket.socket(fileno=os.dup(src)) as source,
-        socket.socket(fileno=os.dup(dst)) as sink,
-        _pipe(window) as (pipe_out, pipe_in),
-    ):
-        src, dst = source.fileno(), sink.fileno()
+
+    def __init__(self, src: int, dst: int, window: int) -> None:
+        with contextlib.ExitStack() as opened:
+            self._source = opened.enter_context(socket.socket(fileno=os.dup(src)))
+            self._sink = opened.enter_context(socket.socket(fileno=os.dup(dst)))
+            self._pipe_out, self._pipe_in = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            opened.callback(os.close, self._pipe_out)
+            opened.callback(os.close, self._pipe_in)
+            with contextlib.suppress(OSError):  # a smaller pipe only means smaller steps
+                fcntl.fcntl(self._pipe_in, fcntl.F_SETPIPE_SZ, window)
+            self._close = opened.pop_all().close
+
+    def __enter__(self) -> Splice:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._close()
+
+    async def flushed(self, transport: asyncio.WriteTransport) -> None:
+        """Wait until `transport` (the destination's) has handed all it buffered to the
+        socket, so that bytes spliced in next cannot overtake them."""
+        loop, dst = asyncio.get_running_loop(), self._sink.fileno()
+        while transport.get_write_buffer_size():
+            if transport.is_closing():
+                raise ConnectionResetError("the connection closed")
+            # The transport's own writer is woken in the same pass as ours, and runs first.
+            await _ready(loop.add_writer, loop.remove_writer, dst, None)
+
+    async def move(self, count: int, idle: float) -> None:
+        """Move exactly `count` bytes. Raises Truncated if the source ends early,
+        TimeoutError if it sends nothing for `idle` seconds, and OSError when either side
+        fails (a client that hung up gives EPIPE or ECONNRESET)."""
+        loop = asyncio.get_running_loop()
+        src, dst = self._source.fileno(), self._sink.fileno()
+        pipe_out, pipe_in = self._pipe_out, self._pipe_in
         piped = 0
         held = False  # bytes sent with SPLICE_F_MORE that the kernel may be holding back
         while count or piped:
@@ -73,7 +101,7 @@ async def splice(src: int, dst: int, count: int, *, idle: float, window: int) ->
                         if held:
                             # Setting TCP_NODELAY sends pending frames at once, even when
                             # it is already set (as aiohttp sets it).
-                            sink.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                            self._sink.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                             held = False
                         await _ready(loop.add_reader, loop.remove_reader, src, idle)
                         continue
@@ -92,34 +120,6 @@ async def splice(src: int, dst: int, count: int, *, idle: float, window: int) ->
                     await _ready(loop.add_writer, loop.remove_writer, dst, None)
                 else:
                     held = bool(more)
-
-
-@contextlib.contextmanager
-def _pipe(capacity: int) -> Iterator[tuple[int, int]]:
-    """A non-blocking pipe (read end, write end) of about `capacity` bytes."""
-    read_end, write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        with contextlib.suppress(OSError):  # a smaller pipe only means smaller steps
-            fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, capacity)
-        yield read_end, write_end
-    finally:
-        os.close(read_end)
-        os.close(write_end)
-
-
-async def flushed(transport: asyncio.WriteTransport, fd: int) -> None:
-    """Wait until `transport` has handed all it buffered to socket `fd`, so that bytes spliced
-    into the socket next cannot overtake them."""
-    loop = asyncio.get_running_loop()
-    fd = os.dup(fd)
-    try:
-        while transport.get_write_buffer_size():
-            if transport.is_closing():
-                raise ConnectionResetError("the connection closed")
-            # The transport's own writer is woken in the same pass as ours, and runs first.
-            await _ready(loop.add_writer, loop.remove_writer, fd, None)
-    finally:
-        os.close(fd)
 
 
 async def _ready(

@@ -7,6 +7,7 @@ the classifier directly and through a patched resolver whose connect step fails 
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import ipaddress
 import json
@@ -208,13 +209,13 @@ class RelayMode:
 @pytest.fixture(params=["spliced", "copied"])
 def relay_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> RelayMode:
     mode = RelayMode(no_splice=request.param == "copied", spliced=[])
-    real = zerocopy.splice
+    real = zerocopy.Splice.move
 
-    async def recording(src: int, dst: int, count: int, **kwargs: Any) -> None:
+    async def recording(splice: zerocopy.Splice, count: int, idle: float) -> None:
         mode.spliced.append(count)
-        await real(src, dst, count, **kwargs)
+        await real(splice, count, idle)
 
-    monkeypatch.setattr(zerocopy, "splice", recording)
+    monkeypatch.setattr(zerocopy.Splice, "move", recording)
     return mode
 
 
@@ -243,6 +244,22 @@ async def test_streams_byte_identical_with_clean_headers(
     assert "sandbox" in resp.headers["Content-Security-Policy"]
     assert "Set-Cookie" not in resp.headers and "X-Internal" not in resp.headers
     relay_mode.check()
+
+
+async def test_out_of_descriptors_the_body_is_copied_instead(
+    proxy: Client,
+    upstream: Upstream,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def exhausted(*_: object) -> tuple[int, int]:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(os, "pipe2", exhausted)
+    resp = await proxy.get(link(upstream.url("/blob")))
+    assert resp.status == 200
+    assert hashlib.sha256(await resp.read()).digest() == hashlib.sha256(BLOB).digest()
+    assert "copying a proxied body instead of splicing it" in caplog.text
 
 
 async def test_connections_stay_usable_after_a_relayed_body(

@@ -1,9 +1,11 @@
 """splice(2) between two real loopback TCP connections: exact counts, early ends, stalls,
-hang-ups, held-back tails and backpressure. The proxy's own tests run it end to end."""
+hang-ups, held-back tails, backpressure and descriptors. The proxy's tests run it end to
+end."""
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import os
 import socket
@@ -56,9 +58,11 @@ class Relay:
         return bytes(got)
 
     def splice(self, count: int, idle: float = 5.0) -> asyncio.Task[None]:
-        return asyncio.create_task(
-            zerocopy.splice(self.src.fileno(), self.dst.fileno(), count, idle=idle, window=WINDOW)
-        )
+        async def move() -> None:
+            with zerocopy.Splice(self.src.fileno(), self.dst.fileno(), WINDOW) as splice:
+                await splice.move(count, idle)
+
+        return asyncio.create_task(move())
 
 
 @pytest.fixture
@@ -157,10 +161,11 @@ async def test_flushed_waits_for_the_transports_buffer() -> None:
     far.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
     loop = asyncio.get_running_loop()
     transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, near)
-    try:
+    # Only the sink matters to flushed(); the source is never read.
+    with zerocopy.Splice(far.fileno(), near.fileno(), WINDOW) as splice:
         transport.write(b"z" * (16 * MIB))  # far reads nothing yet: most of it is buffered
         assert transport.get_write_buffer_size() > 0
-        flushing = asyncio.create_task(zerocopy.flushed(transport, near.fileno()))
+        flushing = asyncio.create_task(splice.flushed(transport))
         await asyncio.sleep(0.3)
         assert not flushing.done()
         got = 0
@@ -169,9 +174,8 @@ async def test_flushed_waits_for_the_transports_buffer() -> None:
             assert chunk
             got += len(chunk)
         assert got == 16 * MIB and transport.get_write_buffer_size() == 0
-    finally:
-        transport.close()
-        far.close()
+    transport.close()
+    far.close()
 
 
 @pytest.fixture
@@ -218,3 +222,20 @@ async def test_only_plain_tcp_transports_are_spliced(certificate: tuple[Path, Pa
     assert zerocopy.plain_socket(unix) is None
     unix.close()
     unix_far.close()
+
+
+async def test_descriptors_are_taken_up_front_and_given_back(
+    relay: Relay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = len(os.listdir("/proc/self/fd"))
+    with zerocopy.Splice(relay.src.fileno(), relay.dst.fileno(), WINDOW):
+        assert len(os.listdir("/proc/self/fd")) == before + 4  # two sockets, one pipe
+    assert len(os.listdir("/proc/self/fd")) == before
+
+    def exhausted(*_: object) -> tuple[int, int]:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(os, "pipe2", exhausted)
+    with pytest.raises(OSError, match="Too many open files"):
+        zerocopy.Splice(relay.src.fileno(), relay.dst.fileno(), WINDOW)
+    assert len(os.listdir("/proc/self/fd")) == before  # the duplicates made first are closed
