@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import urllib.request
@@ -174,3 +175,29 @@ def test_a_local_disk_server_never_loads_boto3(data_dir: Path) -> None:
         [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert done.stdout == "[]\n"
+
+
+def test_serve_lifts_the_open_files_limit(data_dir: Path) -> None:
+    """Started with a soft limit of 256, spigot serves with the hard limit."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert hard > 256, "the test needs room between the two limits"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve", "--port", "0", "--storage", str(data_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard)),
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("spigot serving ")
+        limits = Path(f"/proc/{proc.pid}/limits").read_text().splitlines()
+        (line,) = [x for x in limits if x.startswith("Max open files")]
+        soft_now, hard_now = line.split()[3:5]
+        expected = "unlimited" if hard == resource.RLIM_INFINITY else str(hard)
+        assert hard_now == expected
+        assert soft_now == (str(1 << 16) if hard == resource.RLIM_INFINITY else expected)
+    finally:
+        proc.terminate()
+        proc.wait(10)
