@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gzip
 import hashlib
 import ipaddress
 import json
@@ -79,6 +80,7 @@ class Upstream:
         r.add_get("/hang-body", self.hang_body)
         r.add_get("/chunked", self.chunked)
         r.add_get("/endless", self.endless)
+        r.add_get("/gzipped", self.gzipped)
         return app
 
     async def html(self, request: web.Request) -> web.Response:
@@ -118,6 +120,13 @@ class Upstream:
         assert request.transport is not None
         request.transport.abort()
         return resp
+
+    async def gzipped(self, request: web.Request) -> web.Response:
+        """Stored compressed, sent as stored whatever the request accepts (as S3 does)."""
+        return web.Response(
+            body=gzip.compress(b"hello " * 1000),
+            headers={"Content-Type": "text/plain", "Content-Encoding": "gzip"},
+        )
 
     async def endless(self, request: web.Request) -> web.StreamResponse:
         """Declares 1 GiB and keeps sending until the connection is gone."""
@@ -311,6 +320,15 @@ async def test_small_bodies_already_read_keep_the_upstream_connection(
         assert resp.status == 200 and await resp.read() == b"\x00" * 10
     relay_mode.check(expect_splice=False)  # nothing was left to splice
     assert upstream.connections == 1
+
+
+async def test_encoded_bodies_keep_their_content_encoding(
+    proxy: Client, upstream: Upstream
+) -> None:
+    resp = await proxy.get(link(upstream.url("/gzipped")), auto_decompress=False)
+    assert resp.status == 200
+    assert resp.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(await resp.read()) == b"hello " * 1000
 
 
 async def test_head(proxy: Client, upstream: Upstream) -> None:

@@ -30,6 +30,9 @@ log = logging.getLogger("spigot.proxy")
 FORWARD_REQUEST = ("Accept", "Accept-Language", "Range", "If-None-Match", "If-Modified-Since")
 FORWARD_RESPONSE = (
     "Content-Type",
+    # No Accept-Encoding goes up, but an upstream may still send stored encoded bytes (an
+    # S3 object with Content-Encoding: gzip); the bytes pass through as sent, so must this.
+    "Content-Encoding",
     "Content-Length",
     "Content-Range",
     "Accept-Ranges",
