@@ -28,7 +28,7 @@ from .lifecycle import Lifecycle, complete_event
 from .protocol.media import declared_media_type
 from .protocol.ssrf import Refused
 from .settings import Settings
-from .upstream import Timeouts, open_upstream
+from .proxy.upstream import Timeouts, open_upstream
 
 log = logging.getLogger("spigot.imports")
 

@@ -29,10 +29,10 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.test_utils import TestClient, TestServer
 
-from server import zerocopy
+from server.proxy import zerocopy
 from server.protocol import signing
 from server.protocol.ssrf import Refused, check_url, literal_address, refusal
-from server.upstream import Timeouts, guarded_session, open_upstream
+from server.proxy.upstream import Timeouts, guarded_session, open_upstream
 from tests.conftest import (
     ROOT,
     ClientFactory,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from server import zerocopy
+from server.proxy import zerocopy
 from tests.tools import require
 
 MIB = 1 << 20

@@ -1,10 +1,10 @@
 """`GET`/`HEAD /proxy?url=...&expires=...&sig=...`: stream a remote file, safely.
 
 Bytes are passed on as the upstream delivers them, with a bounded window in between, so a
-slow client slows the upstream instead of filling memory (server/relay.py). Headers go both
+slow client slows the upstream instead of filling memory (server/proxy/relay.py). Headers go both
 ways through allowlists, as in go-camo: no cookies or credentials reach the upstream, and
 nothing but describing headers come back. Signing, address checks and redirects: see
-server/protocol/signing.py, server/protocol/ssrf.py and server/upstream.py.
+server/protocol/signing.py, server/protocol/ssrf.py and server/proxy/upstream.py.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from ..context import SETTINGS, settings_of
 from ..errors import ApiError
 from ..protocol import signing
 from ..protocol.ssrf import Refused
-from ..relay import RELAY_FAILURES, relay_body
+from ..proxy.relay import RELAY_FAILURES, relay_body
 from ..settings import Settings
-from ..upstream import Timeouts, guarded_session, open_upstream
+from ..proxy.upstream import Timeouts, guarded_session, open_upstream
 
 log = logging.getLogger("spigot.proxy")
 

@@ -19,7 +19,7 @@ from urllib.parse import urljoin
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from .protocol.ssrf import Refused, check_address, check_url, literal_address
+from ..protocol.ssrf import Refused, check_address, check_url, literal_address
 
 REDIRECTS = (301, 302, 303, 307, 308)
 UPSTREAM_WINDOW = 1 << 20

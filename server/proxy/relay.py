@@ -4,7 +4,7 @@ Two ways, the same contract: bytes go on as they arrive, at most a fixed window 
 flight, and a body that ends early or stalls raises one of RELAY_FAILURES, so the caller
 can reset the client's connection instead of ending a truncated body cleanly.
 
-- Spliced (server/zerocopy.py): when both connections are plain TCP and the body is framed
+- Spliced (server/proxy/zerocopy.py): when both connections are plain TCP and the body is framed
   by Content-Length alone, so its bytes on the wire are the body itself. The bytes never
   enter the process.
 - Copied: everything else (TLS on either side, chunked bodies), through aiohttp's reader,
@@ -20,7 +20,7 @@ import aiohttp
 from aiohttp import web
 
 from . import zerocopy
-from .settings import Settings
+from ..settings import Settings
 from .upstream import UPSTREAM_WINDOW
 
 log = logging.getLogger("spigot.proxy")
