@@ -9,6 +9,7 @@ from aiohttp import web
 from storage import DataStore
 
 from . import cors
+from .auth import authenticator_lifecycle
 from .context import LIFECYCLE, SETTINGS, STORE
 from .errors import json_errors
 from .hooks import Hooks, WebHook
@@ -35,6 +36,7 @@ def create_app(settings: Settings, store: DataStore, hooks: Hooks | None = None)
     webhook = WebHook(settings.hook_url) if settings.hook_url else None
     app[LIFECYCLE] = Lifecycle(hooks or Hooks(), webhook)
     app.cleanup_ctx.append(_store_lifecycle)
+    app.cleanup_ctx.append(authenticator_lifecycle)
     if webhook is not None:
         app.cleanup_ctx.append(_webhook_lifecycle(webhook))
     app.cleanup_ctx.append(sweeper)

@@ -6,7 +6,9 @@ when its small buffer fills, so a slow disk slows the client down instead of que
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -73,3 +75,17 @@ async def discard_part(part: BodyPartReader, meter: Meter) -> None:
     """Skip a non-file form field, still counting it against the cap."""
     async for _ in part_chunks(part, meter):
         pass
+
+
+async def read_json(request: web.BaseRequest, limit: int, shape: str) -> Any:
+    """A small JSON request body (an API call, not a file), read with a cap; `shape` is
+    what the 400 says the body should look like."""
+    raw = b""
+    while chunk := await request.content.read(limit + 1 - len(raw)):
+        raw += chunk
+        if len(raw) > limit:
+            raise ApiError(413, "too_large", f"the request body is over {limit} bytes", close=True)
+    try:
+        return json.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "bad_json", f"the body must be JSON: {shape}") from None

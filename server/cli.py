@@ -18,10 +18,13 @@ from aiohttp import web
 
 from storage.errors import StorageUnavailable
 
+from .accesslog import AccessLogger
 from .app import create_app
+from .auth.exposure import exposure_problem
+from .protocol import links
 from .protocol.signing import signed_query
 from .protocol.ssrf import Refused, check_url
-from .settings import SettingError, Settings, parse_duration
+from .settings import SettingError, Settings, parse_duration, parse_size
 from .storage_factory import open_store
 
 
@@ -43,6 +46,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--expires-in", default="24h", help="how long the link stays valid (default 24h)"
     )
     add_settings(sign)
+    sign_file = commands.add_parser("sign", help="print a signed download link to a file")
+    sign_file.add_argument("file_id", help="the file's id")
+    sign_file.add_argument(
+        "--expires-in", default="1h", help="how long the link stays valid (default 1h)"
+    )
+    add_settings(sign_file)
+    sign_upload = commands.add_parser(
+        "sign-upload", help="print an upload link: curl -T, a form or a tus client, no token"
+    )
+    sign_upload.add_argument("--max-size", required=True, help="largest upload, e.g. 2GiB")
+    sign_upload.add_argument(
+        "--expires-in", default="1h", help="how long the link stays valid (default 1h)"
+    )
+    sign_upload.add_argument("--type", dest="upload_type", help="only this type, e.g. video/*")
+    sign_upload.add_argument("--owner", help="who the uploads will belong to")
+    add_settings(sign_upload)
     return parser
 
 
@@ -78,7 +97,21 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "sign-url":
         print(sign_url(settings, args.url, args.expires_in))
         return
+    if args.command == "sign":
+        print(sign_file(settings, args.file_id, args.expires_in))
+        return
+    if args.command == "sign-upload":
+        print(sign_upload(settings, args))
+        return
     if args.command == "serve":
+        if (problem := exposure_problem(settings)) is not None:
+            parser.exit(2, f"spigot: error: {problem}\n")
+        if settings.import_token:
+            print(
+                "spigot: warning: --import-token is deprecated; use --auth jwt with the "
+                "import scope",
+                file=sys.stderr,
+            )
         logging.basicConfig(
             level=settings.log_level_number, format="%(asctime)s %(levelname)s %(name)s %(message)s"
         )
@@ -96,16 +129,48 @@ def main(argv: list[str] | None = None) -> None:
             parser.exit(1, f"spigot: error: {exc}\n")
 
 
-def sign_url(settings: Settings, url: str, expires_in: str) -> str:
+def signing_key(settings: Settings, command: str) -> str:
     if not settings.secret:
-        raise SystemExit("spigot: error: sign-url needs --secret or SPIGOT_SECRET")
+        raise SystemExit(f"spigot: error: {command} needs SPIGOT_SECRET (or --secret)")
+    return settings.secret[0]
+
+
+def expiry(expires_in: str) -> int:
+    try:
+        return int(time.time() + parse_duration(expires_in))
+    except SettingError as exc:
+        raise SystemExit(f"spigot: error: --expires-in: {exc}") from None
+
+
+def base_url(settings: Settings) -> str:
+    return settings.public_url or f"http://{settings.host}:{settings.port}"
+
+
+def sign_url(settings: Settings, url: str, expires_in: str) -> str:
+    key = signing_key(settings, "sign-url")
     try:
         check_url(url)
-        ttl = parse_duration(expires_in)
-    except (Refused, SettingError) as exc:
+    except Refused as exc:
         raise SystemExit(f"spigot: error: {exc}") from None
-    base = settings.public_url or f"http://{settings.host}:{settings.port}"
-    return f"{base}/proxy?{signed_query(settings.secret, url, int(time.time() + ttl))}"
+    return f"{base_url(settings)}/proxy?{signed_query(key, url, expiry(expires_in))}"
+
+
+def sign_file(settings: Settings, file_id: str, expires_in: str) -> str:
+    key = signing_key(settings, "sign")
+    query = links.file_query(key, links.DOWNLOAD, file_id, expiry(expires_in))
+    return f"{base_url(settings)}/files/{file_id}?{query}"
+
+
+def sign_upload(settings: Settings, args: argparse.Namespace) -> str:
+    key = signing_key(settings, "sign-upload")
+    try:
+        terms = links.UploadTerms(
+            max_size=parse_size(args.max_size), owner=args.owner, type=args.upload_type
+        )
+        query = links.upload_query(key, terms, expiry(args.expires_in))
+    except (SettingError, ValueError) as exc:
+        raise SystemExit(f"spigot: error: {exc}") from None
+    return f"{base_url(settings)}/files/?{query}"
 
 
 def raise_descriptor_limit() -> None:
@@ -123,7 +188,9 @@ async def serve(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM. Binds the socket itself so `--port 0` can report its port."""
     raise_descriptor_limit()
     store = open_store(settings)
-    runner = web.AppRunner(create_app(settings, store), handle_signals=False)
+    runner = web.AppRunner(
+        create_app(settings, store), handle_signals=False, access_log_class=AccessLogger
+    )
     await runner.setup()
     sock = socket.create_server((settings.host, settings.port), reuse_port=False)
     site = web.SockSite(runner, sock)

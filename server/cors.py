@@ -1,6 +1,9 @@
 """CORS for browsers on other origins (tus-js-client, Uppy, fetch, EventSource).
 
-Off unless `--cors-origin` names origins (or `*`). Preflights are answered before routing
+Off unless `--cors-origin` names origins (or `*`). A named origin is echoed with
+`Access-Control-Allow-Credentials: true`, so cookies (`--auth hook`) work from it; `*` never
+carries credentials, as the Fetch standard requires. Bearer tokens need no credentials
+mode: `Authorization` is simply an allowed header. Preflights are answered before routing
 reaches a handler, so every route is covered; the response headers are added in
 `on_response_prepare`, the one place that also reaches streamed responses (downloads, SSE)
 before their headers go out.
@@ -32,10 +35,12 @@ EXPOSED = ", ".join(
         "ETag",
         "Content-Disposition",
         "Content-Length",
+        "WWW-Authenticate",
     ]
 )
 ALLOWED_HEADERS = ", ".join(
     [
+        "Authorization",
         "Tus-Resumable",
         "Upload-Length",
         "Upload-Metadata",
@@ -96,4 +101,5 @@ async def add_headers(request: web.Request, response: web.StreamResponse) -> Non
     response.headers["Access-Control-Allow-Origin"] = origin
     response.headers["Access-Control-Expose-Headers"] = EXPOSED
     if origin != "*":
+        response.headers["Access-Control-Allow-Credentials"] = "true"
         response.headers.add("Vary", "Origin")

@@ -27,8 +27,8 @@ from .events import UploadEvents
 from .lifecycle import Lifecycle, complete_event
 from .protocol.media import declared_media_type
 from .protocol.ssrf import Refused
-from .settings import Settings
 from .proxy.upstream import Timeouts, open_upstream
+from .settings import Settings
 
 log = logging.getLogger("spigot.imports")
 
@@ -50,6 +50,7 @@ class ImportJob:
     id: str
     url: str
     name: str | None
+    owner: str | None = None  # who asked: the file is theirs, and so is this job's status
     state: str = "queued"  # queued, running, complete, error
     received: int = 0
     total: int | None = None
@@ -97,10 +98,12 @@ class Importer:
     def get(self, job_id: str) -> ImportJob | None:
         return self._jobs.get(job_id)
 
-    def submit(self, url: str, name: str | None, base_url: str) -> ImportJob:
+    def submit(
+        self, url: str, name: str | None, base_url: str, owner: str | None = None
+    ) -> ImportJob:
         if self._waiting >= self._settings.import_queue:
             raise ImportRejected("too many imports are waiting; try again later")
-        job = ImportJob(id=secrets.token_urlsafe(16), url=url, name=name)
+        job = ImportJob(id=secrets.token_urlsafe(16), url=url, name=name, owner=owner)
         self._jobs[job.id] = job
         while len(self._jobs) > KEEP_FINISHED and next(iter(self._jobs.values())).state in (
             "complete",
@@ -223,6 +226,7 @@ class Importer:
                 content_type=declared_media_type(response.headers.get("Content-Type")),
                 length=total,
                 expires=time.time() + self._settings.upload_ttl,
+                owner=job.owner,
             )
         )
         ranges = response.headers.get("Accept-Ranges", "").lower() == "bytes"

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from .protocol.media import MEDIA_PATTERN
+
 ENV_PREFIX = "SPIGOT_"
 
 
@@ -154,10 +156,53 @@ def parse_secret(value: str) -> str | None:
     return value
 
 
+MIN_KEY_BYTES = 32  # HMAC-SHA256 keys: shorter ones are guessable offline from one link
+
+
+def parse_keys(value: str) -> tuple[str, ...]:
+    """A comma list of signing keys: the first signs, every one verifies (rotation)."""
+    keys = tuple(k.strip() for k in value.split(",") if k.strip())
+    for key in keys:
+        if len(key.encode()) < MIN_KEY_BYTES:
+            raise SettingError(f"each key must be at least {MIN_KEY_BYTES} bytes")
+    return keys
+
+
+def parse_jwt_key(value: str) -> str | None:
+    if not value:
+        return None
+    if len(value.encode()) < MIN_KEY_BYTES:
+        raise SettingError(f"an HS256 key must be at least {MIN_KEY_BYTES} bytes")
+    return value
+
+
+AUTH_MODES = ("none", "jwt", "hook")
+
+
+def parse_auth(value: str) -> str:
+    mode = value.strip().lower()
+    if mode not in AUTH_MODES:
+        raise SettingError(f"{value!r} is not an auth mode (none, jwt or hook)")
+    return mode
+
+
+def parse_pem_file(value: str) -> str | None:
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise SettingError(f"{value!r} is not a file")
+    return str(path.resolve())
+
+
+def parse_text(value: str) -> str | None:
+    return value.strip() or None
+
+
 def parse_content_types(value: str) -> tuple[str, ...]:
     types = tuple(t.strip().lower() for t in value.split(",") if t.strip())
     for t in types:
-        if not re.fullmatch(r"[a-z0-9.+-]+/(\*|[a-z0-9.+-]+)", t):
+        if not MEDIA_PATTERN.fullmatch(t):
             raise SettingError(f"{t!r} is not a media type or pattern like image/*")
     return types
 
@@ -170,13 +215,21 @@ def _option(
     *,
     flag: bool = False,
     secret: bool = False,
+    env_only: bool = False,
 ) -> Any:
     """One setting. `flag`: a switch on the command line. `secret`: never shown by repr,
-    so it cannot reach a log line or a traceback."""
+    so it cannot reach a log line or a traceback. `env_only`: refused as a flag, because
+    a command line shows in `ps` and in shell history."""
     return field(
         default=default,
         repr=not secret,
-        metadata={"parse": parse, "help": help, "metavar": metavar, "flag": flag},
+        metadata={
+            "parse": parse,
+            "help": help,
+            "metavar": metavar,
+            "flag": flag,
+            "env_only": env_only,
+        },
     )
 
 
@@ -256,8 +309,55 @@ class Settings:
     sse_heartbeat: float = _option(
         15.0, parse_duration, "comment sent on quiet event streams to keep them open", "TIME"
     )
-    secret: str | None = _option(
-        None, parse_secret, "key that signs proxy links (use the env var)", "KEY", secret=True
+    auth: str = _option(
+        "none",
+        parse_auth,
+        "who may do what: none (loopback only), jwt or hook (README: Access control)",
+        "MODE",
+    )
+    insecure_no_auth: bool = _option(
+        False,
+        parse_bool,
+        "UNSAFE, trusted networks only: allow --auth none on a non-loopback address",
+        flag=True,
+    )
+    jwt_key: str | None = _option(
+        None,
+        parse_jwt_key,
+        "HS256 key for --auth jwt (env var only, 32+ bytes)",
+        "KEY",
+        secret=True,
+        env_only=True,
+    )
+    jwt_public_key: str | None = _option(
+        None, parse_pem_file, "PEM public key file for --auth jwt (RS256, ES256, EdDSA)", "FILE"
+    )
+    jwt_jwks_url: str | None = _option(
+        None, parse_hook_url, "JWKS URL whose keys verify tokens for --auth jwt", "URL"
+    )
+    jwt_audience: str | None = _option(None, parse_text, "required `aud` of tokens", "AUD")
+    jwt_issuer: str | None = _option(None, parse_text, "required `iss` of tokens", "ISS")
+    auth_hook_url: str | None = _option(
+        None, parse_hook_url, "for --auth hook: the app that says who a request is", "URL"
+    )
+    auth_hook_cache: float = _option(
+        30.0, parse_duration, "how long the auth hook's answer for a credential is kept", "TIME"
+    )
+    auth_hook_timeout: float = _option(
+        5.0, parse_duration, "how long the auth hook may take before the request gets 503", "TIME"
+    )
+    public_downloads: bool = _option(
+        False,
+        parse_bool,
+        "with auth on, anyone with a file's id may download it (the id is the capability)",
+        flag=True,
+    )
+    secret: tuple[str, ...] = _option(
+        (),
+        parse_keys,
+        "keys that sign links, comma list: the first signs, all verify (env var; 32+ bytes)",
+        "KEYS",
+        secret=True,
     )
     proxy_unsigned: bool = _option(
         False,
@@ -293,7 +393,7 @@ class Settings:
     import_token: str | None = _option(
         None,
         parse_secret,
-        "if set, POST /imports needs Authorization: Bearer TOKEN",
+        "DEPRECATED (use --auth jwt): a bearer token that grants the import scope",
         "TOKEN",
         secret=True,
     )
@@ -321,11 +421,25 @@ class Settings:
                 raw, source = env[env_name], env_name
             if raw is None:
                 continue
+            if opt.metadata["env_only"] and source.startswith("--"):
+                raise SettingError(f"{source}: give it as {env_name}, not on the command line")
             try:
                 values[opt.name] = opt.metadata["parse"](raw)
             except SettingError as exc:
                 raise SettingError(f"{source}: {exc}") from None
-        return cls(**values)
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """What no single option can say alone: the options each auth mode needs."""
+        keys = [self.jwt_key, self.jwt_public_key, self.jwt_jwks_url]
+        if self.auth == "jwt" and sum(k is not None for k in keys) != 1:
+            raise SettingError(
+                "--auth jwt needs exactly one of SPIGOT_JWT_KEY, --jwt-public-key, --jwt-jwks-url"
+            )
+        if self.auth == "hook" and self.auth_hook_url is None:
+            raise SettingError("--auth hook needs --auth-hook-url")
 
     @property
     def storage_path(self) -> Path:

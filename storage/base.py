@@ -42,6 +42,11 @@ class UploadSpec:
     # The most a deferred-length upload may become (a cap the server enforces). A backend
     # that must lay out an upload in advance (S3's 10,000 parts) plans for this much.
     max_length: int | None = None
+    # Who the upload belongs to (the token's `sub`): opaque to the store, recorded with it.
+    owner: str | None = None
+    # The most a deferred-length upload may hold for its creator, when that is below the
+    # server's own cap (a token's or an upload link's limit); kept so later requests obey it.
+    limit: int | None = None
 
 
 @dataclass(slots=True)
@@ -61,6 +66,8 @@ class UploadInfo:
     partial: bool = False
     parts: list[str] = field(default_factory=list)  # ids a final concatenation was built from
     finish_announced: bool = False  # post-finish hooks ran (see server/lifecycle.py)
+    owner: str | None = None  # see UploadSpec.owner
+    limit: int | None = None  # see UploadSpec.limit
     backend: dict[str, str] = field(default_factory=dict)  # private to the backend
 
     @property
@@ -99,6 +106,8 @@ class UploadInfo:
             expires=spec.expires,
             metadata=dict(spec.metadata),
             partial=spec.partial,
+            owner=spec.owner,
+            limit=spec.limit,
         )
 
     def to_json(self) -> dict[str, Any]:

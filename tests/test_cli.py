@@ -139,10 +139,15 @@ def test_python_dash_m_and_console_script_agree() -> None:
 
 def test_secrets_never_appear_in_repr() -> None:
     s = Settings.resolve(
-        {"secret": "s3cr3t-value-123456", "import_token": "t0ken-value-123456"}, {}
+        {"secret": "s3cr3t-value-1234567890-abcdefghij,0ld-s3cr3t-1234567890-abcdefghij"},
+        {"SPIGOT_IMPORT_TOKEN": "t0ken-value-123456", "SPIGOT_JWT_KEY": "jwtk3y" * 6},
     )
-    assert s.secret == "s3cr3t-value-123456"
-    assert "s3cr3t" not in repr(s) and "t0ken" not in repr(s)
+    assert s.secret == (
+        "s3cr3t-value-1234567890-abcdefghij",
+        "0ld-s3cr3t-1234567890-abcdefghij",
+    )
+    for secret in ("s3cr3t", "t0ken", "jwtk3y"):
+        assert secret not in repr(s)
 
 
 def test_switches_and_their_env_vars() -> None:
@@ -151,8 +156,10 @@ def test_switches_and_their_env_vars() -> None:
     assert Settings.resolve({}, {}).proxy_unsigned is False
     with pytest.raises(SettingError):
         Settings.resolve({}, {"SPIGOT_PROXY_UNSIGNED": "maybe"})
-    with pytest.raises(SettingError, match="16 characters"):
+    with pytest.raises(SettingError, match="at least 32 bytes"):
         Settings.resolve({"secret": "short"}, {})
+    with pytest.raises(SettingError, match="at least 32 bytes"):  # every key of the list
+        Settings.resolve({"secret": "a-first-key-that-is-long-enough-123,short"}, {})
 
 
 def test_sign_url_needs_a_secret() -> None:

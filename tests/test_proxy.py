@@ -29,9 +29,9 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.test_utils import TestClient, TestServer
 
-from server.proxy import zerocopy
 from server.protocol import signing
 from server.protocol.ssrf import Refused, check_url, literal_address, refusal
+from server.proxy import zerocopy
 from server.proxy.upstream import Timeouts, guarded_session, open_upstream
 from tests.conftest import (
     ROOT,
@@ -46,7 +46,7 @@ from tests.tools import require
 BACKENDS = ("local",)  # not about storage: one backend is enough
 
 Client = TestClient  # type: ignore[type-arg]
-SECRET = "0123456789abcdef-test-secret"
+SECRET = "0123456789abcdef-test-secret-of-32+bytes"
 BLOB = bytes(range(256)) * 4096 * 20  # 20 MiB, deterministic
 
 
@@ -197,7 +197,7 @@ def link(url: str, secret: str = SECRET, ttl: int = 600) -> str:
 @pytest.fixture
 async def proxy(make_client: ClientFactory) -> Client:
     """Signed links, private upstreams allowed: loopback is where the test upstream lives."""
-    return await make_client(secret=SECRET, proxy_allow_private=True)
+    return await make_client(secret=(SECRET,), proxy_allow_private=True)
 
 
 @dataclass
@@ -232,7 +232,7 @@ def relay_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
 async def relaying(make_client: ClientFactory, relay_mode: RelayMode) -> Client:
     """The proxy fixture, once for each way of relaying the body."""
     return await make_client(
-        secret=SECRET, proxy_allow_private=True, proxy_no_splice=relay_mode.no_splice
+        secret=(SECRET,), proxy_allow_private=True, proxy_no_splice=relay_mode.no_splice
     )
 
 
@@ -368,7 +368,7 @@ async def test_request_header_hygiene(proxy: Client, upstream: Upstream) -> None
 
 async def test_content_type_filter(make_client: ClientFactory, upstream: Upstream) -> None:
     client = await make_client(
-        secret=SECRET, proxy_allow_private=True, proxy_content_types=("image/*", "video/*")
+        secret=(SECRET,), proxy_allow_private=True, proxy_content_types=("image/*", "video/*")
     )
     assert (await client.get(link(upstream.url("/html")))).status == 415
     allowed = await client.get(link(upstream.url("/video")))
@@ -376,7 +376,7 @@ async def test_content_type_filter(make_client: ClientFactory, upstream: Upstrea
 
 
 async def test_size_limit(make_client: ClientFactory, upstream: Upstream) -> None:
-    client = await make_client(secret=SECRET, proxy_allow_private=True, proxy_max_size=1 << 20)
+    client = await make_client(secret=(SECRET,), proxy_allow_private=True, proxy_max_size=1 << 20)
     known = await client.get(link(upstream.url("/blob")))
     assert known.status == 413
     assert (await known.json())["error"]["code"] == "too_large"
@@ -398,7 +398,7 @@ async def test_ranges_and_conditionals_pass_through(
     target = await asyncio.to_thread(curl_put, src, f"{spigot.url}/files/")
     data = src.read_bytes()
     client = await make_client(
-        secret=SECRET, proxy_allow_private=True, proxy_no_splice=relay_mode.no_splice
+        secret=(SECRET,), proxy_allow_private=True, proxy_no_splice=relay_mode.no_splice
     )
     whole = await client.get(link(target))
     assert whole.status == 200 and await whole.read() == data
@@ -451,7 +451,7 @@ async def test_timeouts(
     make_client: ClientFactory, relay_mode: RelayMode, upstream: Upstream
 ) -> None:
     client = await make_client(
-        secret=SECRET,
+        secret=(SECRET,),
         proxy_allow_private=True,
         proxy_first_byte_timeout=0.5,
         proxy_idle_timeout=0.5,
@@ -487,14 +487,14 @@ async def test_redirects(proxy: Client, upstream: Upstream) -> None:
 
 
 async def test_signatures(make_client: ClientFactory, upstream: Upstream) -> None:
-    client = await make_client(secret=SECRET, proxy_allow_private=True)
+    client = await make_client(secret=(SECRET,), proxy_allow_private=True)
     url = upstream.url("/headers")
     good = link(url)
     assert (await client.get(good)).status == 200
     for bad in [
         f"/proxy?url={quote(url)}",
         good.replace("sig=", "sig=0"),
-        link(url, secret="another-secret-of-16+"),
+        link(url, secret="another-secret-that-is-32-bytes-long"),
         link(url, ttl=-5),
         link(url).replace(quote(url, safe=""), quote(url + "x", safe="")),
     ]:
@@ -543,7 +543,7 @@ def test_sign_url_command() -> None:
     query = dict(p.split("=", 1) for p in line.split("?", 1)[1].split("&"))
     assert (
         signing.verify(
-            SECRET, "https://media.example/a.mp4", query["expires"], query["sig"], time.time()
+            (SECRET,), "https://media.example/a.mp4", query["expires"], query["sig"], time.time()
         )
         is None
     )
@@ -568,7 +568,7 @@ LOOPBACK_SPELLINGS = [
 async def test_loopback_refused_before_connecting(
     make_client: ClientFactory, upstream: Upstream, host: str
 ) -> None:
-    client = await make_client(secret=SECRET)  # default: private targets refused
+    client = await make_client(secret=(SECRET,))  # default: private targets refused
     assert upstream.server is not None
     port = upstream.server.port
     resp = await client.get(link(f"http://{host}:{port}/blob"))

@@ -9,6 +9,7 @@ opaque origin; passive types (images, video, PDF) are left alone.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 
 # Types that describe how a body was sent, not what the file is.
@@ -40,3 +41,13 @@ def declared_media_type(value: str | None) -> str | None:
 def is_active(content_type: str) -> bool:
     """Whether a browser would run script in a document of this type."""
     return _ACTIVE.fullmatch(content_type.split(";", 1)[0].strip().lower()) is not None
+
+
+MEDIA_PATTERN = re.compile(r"[a-z0-9.+-]+/(\*|[a-z0-9.+-]+)")
+
+
+def type_allowed(content_type: str, patterns: tuple[str, ...]) -> bool:
+    """Whether a type's essence matches one of `patterns` (`image/png`, `video/*`), each
+    of MEDIA_PATTERN's form; no patterns allow everything."""
+    essence = content_type.split(";", 1)[0].strip().lower()
+    return not patterns or any(fnmatch.fnmatchcase(essence, p) for p in patterns)

@@ -19,8 +19,8 @@ import logging
 import aiohttp
 from aiohttp import web
 
-from . import zerocopy
 from ..settings import Settings
+from . import zerocopy
 from .upstream import UPSTREAM_WINDOW
 
 log = logging.getLogger("spigot.proxy")

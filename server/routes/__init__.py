@@ -1,15 +1,34 @@
-"""URL map. Each module under routes/ is one HTTP concern; this file only wires them."""
+"""URL map. Each module under routes/ is one HTTP concern; this file only wires them, and
+says what each route needs (server/auth): the table of routes and scopes in the README is
+this file read aloud. `/healthz`, OPTIONS (tus discovery, CORS preflight) and `/proxy`
+(whose links are their own signature) are the only routes without a guard.
+"""
 
 from aiohttp import web
 
+from ..auth import Need, guarded
+from ..protocol import links
 from .downloads import get_file
 from .events import file_events, progress_events
 from .files import delete_file, list_files
 from .health import healthz
 from .imports import create_import, import_events, import_status, importer
 from .proxy import proxy, upstream_session
+from .sign import sign
 from .tus import is_tus, method_override, tus_create, tus_delete, tus_head, tus_options, tus_patch
 from .uploads import expect_continue, post_file, put_file
+
+UPLOAD = Need(("upload",), links=(links.UPLOAD,))
+RESUME = Need(("upload",), links=(links.RESUME,))  # one tus upload, by its owner
+READ = Need(("read",), links=(links.DOWNLOAD,), public=True)
+LIST = Need(("read",))
+DELETE = Need(("delete",))
+EVENTS = Need(("read", "upload"), links=(links.DOWNLOAD, links.RESUME), query_token=True)
+PROGRESS = Need(("read", "upload"), query_token=True)
+IMPORT = Need(("import",), legacy_import=True)
+IMPORT_STATUS = Need(("import",))
+IMPORT_EVENTS = Need(("import",), query_token=True)
+SIGN = Need(("sign",))
 
 
 # One URL space serves both one-shot files and tus uploads: a request carrying
@@ -26,26 +45,38 @@ async def delete(request: web.Request) -> web.StreamResponse:
     return await (tus_delete if is_tus(request) else delete_file)(request)
 
 
+def head_need(request: web.Request) -> Need:
+    return RESUME if is_tus(request) else READ
+
+
+def delete_need(request: web.Request) -> Need:
+    return RESUME if is_tus(request) else DELETE
+
+
 def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/healthz", healthz)
     for collection in ("/files", "/files/"):
-        r.add_post(collection, create, expect_handler=expect_continue)
-        r.add_put(collection, put_file, expect_handler=expect_continue)  # curl -T - URL/files/
-        r.add_get(collection, list_files)
+        r.add_post(collection, guarded(UPLOAD, create), expect_handler=expect_continue(UPLOAD))
+        # curl -T - URL/files/
+        r.add_put(collection, guarded(UPLOAD, put_file), expect_handler=expect_continue(UPLOAD))
+        r.add_get(collection, guarded(LIST, list_files))
         r.add_route("OPTIONS", collection, tus_options)
-    r.add_put("/files/{name}", put_file, expect_handler=expect_continue)
-    r.add_get("/files/{id}", get_file, allow_head=False)
-    r.add_route("HEAD", "/files/{id}", head)
-    r.add_patch("/files/{id}", tus_patch, expect_handler=expect_continue)
-    r.add_delete("/files/{id}", delete)
-    r.add_post("/files/{id}", method_override, expect_handler=expect_continue)
+    r.add_put("/files/{name}", guarded(UPLOAD, put_file), expect_handler=expect_continue(UPLOAD))
+    r.add_get("/files/{id}", guarded(READ, get_file), allow_head=False)
+    r.add_route("HEAD", "/files/{id}", guarded(head_need, head))
+    r.add_patch("/files/{id}", guarded(RESUME, tus_patch), expect_handler=expect_continue(RESUME))
+    r.add_delete("/files/{id}", guarded(delete_need, delete))
+    r.add_post(
+        "/files/{id}", guarded(RESUME, method_override), expect_handler=expect_continue(RESUME)
+    )
     r.add_route("OPTIONS", "/files/{id}", tus_options)
-    r.add_get("/files/{id}/events", file_events)
-    r.add_get("/progress/{token}/events", progress_events)
+    r.add_get("/files/{id}/events", guarded(EVENTS, file_events))
+    r.add_get("/progress/{token}/events", guarded(PROGRESS, progress_events))
     r.add_get("/proxy", proxy)  # add_get also answers HEAD
     app.cleanup_ctx.append(upstream_session)
-    r.add_post("/imports", create_import)
-    r.add_get("/imports/{id}", import_status)
-    r.add_get("/imports/{id}/events", import_events)
+    r.add_post("/imports", guarded(IMPORT, create_import))
+    r.add_get("/imports/{id}", guarded(IMPORT_STATUS, import_status))
+    r.add_get("/imports/{id}/events", guarded(IMPORT_EVENTS, import_events))
     app.cleanup_ctx.append(importer)
+    r.add_post("/sign", guarded(SIGN, sign))

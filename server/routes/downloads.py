@@ -18,6 +18,7 @@ from aiohttp import web
 
 from storage import LocalFile, Presigner, Upload, UploadInfo
 
+from ..auth import owned
 from ..context import settings_of, store_of
 from ..errors import ApiError
 from ..protocol import byteranges, conditional, disposition
@@ -69,6 +70,7 @@ def _representation(
 async def open_finished(request: web.Request) -> Upload:
     upload = await store_of(request).open(request.match_info["id"])
     info = upload.info
+    owned(request, info)
     if not info.is_complete:
         raise ApiError(
             409,

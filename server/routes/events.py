@@ -20,6 +20,7 @@ from aiohttp import web
 
 from storage import StorageError, UploadGone, UploadInfo
 
+from ..auth import owned, principal_of
 from ..context import lifecycle_of, settings_of, store_of
 from ..errors import ApiError
 from ..events import TERMINAL, Event, UploadEvents
@@ -39,7 +40,15 @@ def progress_token(request: web.Request) -> str | None:
         return None
     if not PROGRESS_TOKEN.fullmatch(token):
         raise ApiError(400, "bad_progress_id", "a progress id is 1-64 of A-Z a-z 0-9 _ -")
-    return "progress:" + token
+    return progress_topic(request, token)
+
+
+def progress_topic(request: web.Request, token: str) -> str:
+    """Progress ids are chosen by clients, so with auth on each owner has their own: one
+    user can neither watch nor spoil another's by guessing or reusing an id."""
+    if settings_of(request).auth == "none":
+        return "progress:" + token
+    return f"progress:{principal_of(request).sub or ''}:{token}"
 
 
 def last_event_id(request: web.Request) -> int:
@@ -51,6 +60,7 @@ async def file_events(request: web.Request) -> web.StreamResponse:
     upload_id = request.match_info["id"]
     upload = await store_of(request).open(upload_id)  # 404 or 410 before any stream opens
     info = upload.info
+    owned(request, info)
     events = lifecycle_of(request).events
     url = file_url(request, info.id)
     if events.latest(upload_id) is None:
@@ -98,7 +108,7 @@ async def progress_events(request: web.Request) -> web.StreamResponse:
     token = request.match_info["token"]
     if not PROGRESS_TOKEN.fullmatch(token):
         raise ApiError(404, "not_found", "no such progress id")
-    return await stream(request, "progress:" + token)
+    return await stream(request, progress_topic(request, token))
 
 
 async def stream(

@@ -2,7 +2,8 @@
 pieces of a later concatenation), `DELETE /files/{id}` removes one.
 
 The listing streams: a JSON array or, with `Accept: application/x-ndjson`, one JSON object
-per line; either way no list of files is ever built in memory.
+per line; either way no list of files is ever built in memory. Each caller sees their own
+files; `admin` sees everyone's, and `?owner=` narrows that to one owner's.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 
 from aiohttp import web
 
+from ..auth import owned, principal_of
 from ..context import store_of
 from ..responses import file_json, public_base
 
@@ -24,11 +26,15 @@ async def list_files(request: web.Request) -> web.StreamResponse:
     resp.charset = "utf-8"
     await resp.prepare(request)
     base = public_base(request)
+    caller = principal_of(request)
+    only = request.query.get("owner") if caller.admin else None
     pending: list[str] = [] if ndjson else ["["]
     size = 0
     first = True
     async for info in store_of(request).list_uploads():
         if not info.is_complete or info.partial:  # partials are pieces of a concatenation
+            continue
+        if not caller.owns(info) or (only is not None and info.owner != only):
             continue
         line = json.dumps(file_json(info, f"{base}/files/{info.id}"), separators=(",", ":"))
         if ndjson:
@@ -50,5 +56,6 @@ async def list_files(request: web.Request) -> web.StreamResponse:
 
 async def delete_file(request: web.Request) -> web.Response:
     upload = await store_of(request).open(request.match_info["id"])
+    owned(request, upload.info)
     await upload.delete()
     return web.Response(status=204)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hmac
-import json
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from ..context import LIFECYCLE, SETTINGS, STORE, settings_of
+from ..auth import principal_of
+from ..bodies import read_json
+from ..context import LIFECYCLE, SETTINGS, STORE
 from ..errors import ApiError
 from ..imports import Importer, ImportRejected
 from ..protocol.ssrf import Refused, check_url
@@ -28,25 +28,7 @@ async def importer(app: web.Application) -> AsyncIterator[None]:
 
 
 async def create_import(request: web.Request) -> web.Response:
-    settings = settings_of(request)
-    if settings.import_token:
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), settings.import_token.encode()):
-            raise ApiError(
-                401,
-                "unauthorized",
-                "imports need Authorization: Bearer <token>",
-                {"WWW-Authenticate": "Bearer"},
-            )
-    raw = b""
-    while chunk := await request.content.read(MAX_BODY + 1 - len(raw)):
-        raw += chunk
-        if len(raw) > MAX_BODY:
-            raise ApiError(413, "too_large", f"the request body is over {MAX_BODY} bytes")
-    try:
-        body = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "bad_json", 'the body must be JSON: {"url": ...}') from None
+    body = await read_json(request, MAX_BODY, '{"url": ...}')
     if not isinstance(body, dict) or not isinstance(body.get("url"), str):
         raise ApiError(400, "bad_request", 'the body must be JSON with a "url" string')
     name = body.get("name")
@@ -57,7 +39,9 @@ async def create_import(request: web.Request) -> web.Response:
     except Refused as exc:
         raise ApiError(400, "bad_url", str(exc)) from None
     try:
-        job = request.app[IMPORTER].submit(body["url"], name, public_base(request))
+        job = request.app[IMPORTER].submit(
+            body["url"], name, public_base(request), principal_of(request).sub
+        )
     except ImportRejected as exc:
         raise ApiError(429, "too_many_imports", str(exc), {"Retry-After": "5"}) from None
     doc = job.to_json(public_base(request))
@@ -70,7 +54,9 @@ async def create_import(request: web.Request) -> web.Response:
 
 def job_of(request: web.Request) -> str:
     job_id = request.match_info["id"]
-    if request.app[IMPORTER].get(job_id) is None:
+    job = request.app[IMPORTER].get(job_id)
+    caller = principal_of(request)
+    if job is None or not (caller.admin or job.owner == caller.sub):
         raise ApiError(404, "not_found", "no such import")
     return job_id
 

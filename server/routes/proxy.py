@@ -9,7 +9,6 @@ server/protocol/signing.py, server/protocol/ssrf.py and server/proxy/upstream.py
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -20,10 +19,11 @@ from aiohttp import web
 from ..context import SETTINGS, settings_of
 from ..errors import ApiError
 from ..protocol import signing
+from ..protocol.media import type_allowed
 from ..protocol.ssrf import Refused
 from ..proxy.relay import RELAY_FAILURES, relay_body
-from ..settings import Settings
 from ..proxy.upstream import Timeouts, guarded_session, open_upstream
+from ..settings import Settings
 
 log = logging.getLogger("spigot.proxy")
 
@@ -77,11 +77,6 @@ def authorise(request: web.Request, settings: Settings, url: str) -> None:
     )
     if why is not None:
         raise ApiError(403, "bad_signature", why)
-
-
-def type_allowed(content_type: str, patterns: tuple[str, ...]) -> bool:
-    essence = content_type.split(";", 1)[0].strip().lower()
-    return not patterns or any(fnmatch.fnmatchcase(essence, p) for p in patterns)
 
 
 async def proxy(request: web.Request) -> web.StreamResponse:

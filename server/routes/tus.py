@@ -30,15 +30,17 @@ from storage.errors import ChecksumMismatch
 from storage.hashing import ChunkVerifier
 from storage.names import sanitize_name
 
+from ..auth import owned, principal_of, upload_cap
 from ..bodies import Meter, check_declared_length, raw_chunks
 from ..context import lifecycle_of, settings_of, store_of
 from ..errors import ApiError, from_storage
-from ..protocol import tus
+from ..protocol import links, tus
 from ..protocol.conditional import http_date
 from ..protocol.media import declared_media_type
 from ..responses import file_url
 from ..settings import Settings
 from ..tasks import detach
+from .uploads import check_type
 
 T = TypeVar("T")
 
@@ -197,16 +199,21 @@ async def tus_create(request: web.Request) -> web.Response:
         raise tus_error(
             400, "bad_tus_header", "send exactly one of Upload-Length, Upload-Defer-Length"
         )
-    check_size(settings, length)
-
+    cap = upload_cap(request, settings.max_upload_size)
+    check_size(cap, length)
+    media_type = declared_media_type(metadata.get("filetype") or metadata.get("type"))
+    check_type(request, media_type)
     spec = UploadSpec(
         name=sanitize_name(metadata.get("filename") or metadata.get("name")),
-        content_type=declared_media_type(metadata.get("filetype") or metadata.get("type")),
+        content_type=media_type,
         length=length,
         metadata=metadata,
         expires=time.time() + settings.upload_ttl,
         partial=concat is not None and concat.partial,
-        max_length=settings.max_upload_size or None,
+        max_length=cap or None,
+        owner=principal_of(request).sub,
+        # the caller's own cap, when lower than the server's, binds later PATCHes too
+        limit=cap if cap != settings.max_upload_size else None,
     )
     lifecycle = lifecycle_of(request)
     await lifecycle.admit(spec, request)
@@ -226,12 +233,21 @@ async def tus_create(request: web.Request) -> web.Response:
         elif length == 0:
             await finish(request, upload)
     info = upload.info
-    headers = {**state_headers(info), "Location": file_url(request, info.id)}
+    headers = {**state_headers(info), "Location": location(request, info)}
     return web.Response(status=201, headers=headers)
 
 
-def check_size(settings: Settings, length: int | None) -> None:
-    cap = settings.max_upload_size
+def location(request: web.Request, info: UploadInfo) -> str:
+    """The upload's URL; made through an upload link, it carries its own signature until
+    the upload expires, so the tus client's HEAD and PATCH need no token."""
+    url = file_url(request, info.id)
+    keys = settings_of(request).secret
+    if not principal_of(request).via_link or not keys or info.expires is None:
+        return url
+    return f"{url}?{links.file_query(keys[0], links.RESUME, info.id, int(info.expires))}"
+
+
+def check_size(cap: int, length: int | None) -> None:
     if cap and length is not None and length > cap:
         raise tus_error(413, "upload_too_large", f"uploads are limited to {cap} bytes")
 
@@ -240,22 +256,26 @@ async def concatenate(
     request: web.Request, store: DataStore, spec: UploadSpec, urls: tuple[str, ...]
 ) -> Upload:
     partials = []
+    caller = principal_of(request)
     for url in urls:
         try:
             partial = await store.open(tus.upload_id_from_url(url))
         except StorageError:
             raise tus_error(400, "bad_partial", f"no partial upload at {url}") from None
+        if not caller.owns(partial.info):  # said as of an unknown id
+            raise tus_error(400, "bad_partial", f"no partial upload at {url}")
         if not partial.info.partial or not partial.info.is_complete:
             raise tus_error(400, "bad_partial", f"{url} is not a finished partial upload")
         partials.append(partial)
     total = sum(p.info.length or 0 for p in partials)
-    check_size(settings_of(request), total)
+    check_size(upload_cap(request, settings_of(request).max_upload_size), total)
     final_spec = UploadSpec(
         name=spec.name,
         content_type=spec.content_type,
         length=total,
         metadata=spec.metadata,
         expires=spec.expires,
+        owner=spec.owner,
     )
     final = await store.create(final_spec)
     final.info.parts = [p.info.id for p in partials]
@@ -278,6 +298,7 @@ async def tus_head(request: web.Request) -> web.Response:
 
     async def look() -> UploadInfo:
         upload = await store_of(request).open(upload_id)
+        owned(request, upload.info)
         await settle(request, upload)
         return upload.info
 
@@ -322,6 +343,7 @@ async def append_body(request: web.Request, upload_id: str, offset: int) -> Uplo
     check_declared_length(request, cap)
     upload = await store_of(request).open(upload_id)
     info = upload.info
+    owned(request, info)
     if info.parts:
         raise tus_error(403, "final_upload", "a final concatenated upload takes no PATCH")
     if await settle(request, upload) and offset == info.offset:
@@ -330,7 +352,7 @@ async def append_body(request: web.Request, upload_id: str, offset: int) -> Uplo
     if declared is not None and declared != info.length:
         if info.length is not None:
             raise tus_error(400, "bad_tus_header", "Upload-Length is already set")
-        check_size(settings, declared)
+        check_size(info.limit or settings.max_upload_size, declared)
         await upload.declare_length(declared)
     verify = None
     checksum_header = header(request, "Upload-Checksum")
@@ -342,7 +364,8 @@ async def append_body(request: web.Request, upload_id: str, offset: int) -> Uplo
     assert task is not None
     RECEIVING.add(task)
     try:
-        await upload.append(offset, meter.wrap(raw_chunks(request, Meter(cap))), verify)
+        body = raw_chunks(request, Meter(within_limit(info, cap)))
+        await upload.append(offset, meter.wrap(body), verify)
     except ChecksumMismatch:
         raise tus_error(
             460, "checksum_mismatch", "the chunk does not match Upload-Checksum"
@@ -354,6 +377,17 @@ async def append_body(request: web.Request, upload_id: str, offset: int) -> Uplo
     if info.length is not None and info.offset == info.length:
         await finish(request, upload)
     return upload
+
+
+def within_limit(info: UploadInfo, cap: int) -> int:
+    """This PATCH's cap: the request cap, and for a deferred-length upload whose creator had
+    a lower limit than the server's, no further than that limit."""
+    if info.limit is None or info.length is not None:
+        return cap
+    room = info.limit - info.offset
+    if room <= 0:
+        raise tus_error(413, "upload_too_large", f"this upload is limited to {info.limit} bytes")
+    return min(cap, room) if cap else room
 
 
 async def settle(request: web.Request, upload: Upload) -> bool:
@@ -386,6 +420,7 @@ async def tus_delete(request: web.Request) -> web.Response:
 
     async def terminate() -> None:
         upload = await store_of(request).open(upload_id)
+        owned(request, upload.info)
         await upload.delete(gone="terminated")
         lifecycle_of(request).terminated(upload.info, file_url(request, upload_id))
 

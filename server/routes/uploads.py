@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import BodyPartReader, MultipartReader, web
@@ -19,6 +19,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from storage import Upload, UploadInfo, UploadSpec
 from storage.names import sanitize_name
 
+from ..auth import Need, authenticate, principal_of, upload_cap
 from ..bodies import (
     Meter,
     broken_body,
@@ -30,7 +31,7 @@ from ..bodies import (
 from ..context import lifecycle_of, settings_of, store_of
 from ..errors import ApiError
 from ..protocol.disposition import filename_from_header
-from ..protocol.media import declared_media_type
+from ..protocol.media import declared_media_type, type_allowed
 from ..responses import file_json, file_url
 from ..tasks import run_to_completion
 from .events import progress_token
@@ -57,23 +58,40 @@ async def put_file(request: web.Request) -> web.Response:
     return await run_to_completion(_raw(request, name))
 
 
-async def expect_continue(request: web.Request) -> web.StreamResponse | None:
-    """Answer `Expect: 100-continue` with 413 when the declared body is over the cap.
+ExpectHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
 
-    curl asks before sending a large body; refusing here means not one byte is sent.
+
+def expect_continue(need: Need) -> ExpectHandler:
+    """Answer `Expect: 100-continue` with the 401/403 a request would get, or 413 when the
+    declared body is over the caller's cap.
+
+    curl asks before sending a large body; refusing here means not one byte is sent. aiohttp
+    runs this before the route's handler, so the guard's check is made here too (once: the
+    handler finds the principal already decided).
     """
-    if request.headers.get("Expect", "").lower() != "100-continue":
+
+    async def expect(request: web.Request) -> web.StreamResponse | None:
+        if request.headers.get("Expect", "").lower() != "100-continue":
+            return None
+        try:
+            await authenticate(request, need)
+            check_declared_length(
+                request, upload_cap(request, settings_of(request).max_request_size)
+            )
+        except ApiError as exc:
+            return exc.response()
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         return None
-    try:
-        check_declared_length(request, settings_of(request).max_request_size)
-    except ApiError as exc:
-        return exc.response()
-    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-    return None
+
+    return expect
+
+
+def one_shot_cap(request: web.Request) -> int:
+    return upload_cap(request, settings_of(request).max_request_size)
 
 
 async def _raw(request: web.Request, name: str | None) -> web.Response:
-    cap = settings_of(request).max_request_size
+    cap = one_shot_cap(request)
     check_declared_length(request, cap)
     spec = _spec(request, name, request.headers.get("Content-Type", ""))
     upload = await _store_stream(request, spec, raw_chunks(request, Meter(cap)))
@@ -81,7 +99,7 @@ async def _raw(request: web.Request, name: str | None) -> web.Response:
 
 
 async def _multipart(request: web.Request) -> web.Response:
-    cap = settings_of(request).max_request_size
+    cap = one_shot_cap(request)
     check_declared_length(request, cap)
     meter = Meter(cap)
     try:
@@ -150,14 +168,26 @@ async def _take_back(request: web.Request, uploads: list[Upload]) -> None:
 
 
 def _spec(request: web.Request, name: str | None, content_type: str) -> UploadSpec:
+    media_type = declared_media_type(content_type)
+    check_type(request, media_type)
     return UploadSpec(
         name=sanitize_name(name),
-        content_type=declared_media_type(content_type),
+        content_type=media_type,
         expires=time.time() + ONE_SHOT_TTL,
         # The body's declared size bounds the file's (a form's too): a backend that plans
         # its layout (S3 part sizes) then plans for this file, not for the largest allowed.
-        max_length=request.content_length or settings_of(request).max_request_size or None,
+        max_length=request.content_length or one_shot_cap(request) or None,
+        owner=principal_of(request).sub,
     )
+
+
+def check_type(request: web.Request, media_type: str | None) -> None:
+    """An upload link's type is a condition of the upload, as in S3's POST policy."""
+    pattern = principal_of(request).upload_type
+    if pattern is not None and not type_allowed(media_type or "", (pattern,)):
+        raise ApiError(
+            415, "type_not_allowed", f"this upload link takes {pattern} files only", close=True
+        )
 
 
 def _created(request: web.Request, infos: list[UploadInfo]) -> web.Response:
