@@ -22,6 +22,7 @@ from .principal import Principal, parse_scopes
 
 LEEWAY = 30.0  # seconds of clock skew between the token's issuer and spigot
 JWKS_TIMEOUT = 5.0
+JWKS_COOLDOWN = 30.0  # the least time between two refetches for unknown kids
 _CURVES = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
 _REASONS: list[tuple[type[Exception], str]] = [
     (jwt.ExpiredSignatureError, "the token has expired"),
@@ -76,7 +77,11 @@ class JwtVerifier:
             # Keys are cached for five minutes; a token naming an unknown kid refetches
             # (rotation), at most once per cooldown, so random kids cannot flood the IdP.
             self._jwks = jwt.PyJWKClient(
-                settings.jwt_jwks_url, cache_keys=True, lifespan=300, timeout=JWKS_TIMEOUT
+                settings.jwt_jwks_url,
+                cache_keys=True,
+                lifespan=300,
+                timeout=JWKS_TIMEOUT,
+                cooldown_duration=JWKS_COOLDOWN,
             )
         else:  # Settings.check() makes this unreachable
             raise ValueError("--auth jwt needs a key")
