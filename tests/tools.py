@@ -25,6 +25,7 @@ PACKAGES = {
     "nodejs": "node",
     "npm": "npm",
     "chromium": "chromium",
+    "util-linux": "unshare",
 }
 _BY_EXECUTABLE = {exe: pkg for pkg, exe in PACKAGES.items()}
 _apt_updated = False
