@@ -35,4 +35,5 @@ def file_json(info: UploadInfo, url: str) -> dict[str, Any]:
         "url": url,
         "content_type": info.content_type,
         "created": info.created,
+        "owner": info.owner,
     }
