@@ -4,6 +4,7 @@ EdDSA, JWKS), the ownership matrix, the auth hook, signed download and upload li
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -187,15 +188,24 @@ def jwk_of(private: Any, kid: str) -> dict[str, Any]:
     return {**data, "kid": kid, "use": "sig", "alg": "RS256"}
 
 
+@contextlib.asynccontextmanager
+async def on_loopback(method: str, path: str, handler: Any) -> AsyncIterator[str]:
+    """A one-route HTTP server on 127.0.0.1 for the length of the block; yields its URL."""
+    app = web.Application()
+    app.router.add_route(method, path, handler)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield str(server.make_url(path))
+    finally:
+        await server.close()
+
+
 @pytest.fixture
 async def jwks() -> AsyncIterator[tuple[Jwks, str]]:
     endpoint = Jwks()
-    app = web.Application()
-    app.router.add_get("/.well-known/jwks.json", endpoint.serve)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    yield endpoint, str(server.make_url("/.well-known/jwks.json"))
-    await server.close()
+    async with on_loopback("GET", "/.well-known/jwks.json", endpoint.serve) as url:
+        yield endpoint, url
 
 
 BACKENDS = ("local", "s3")
@@ -575,12 +585,8 @@ class SessionApp:
 @pytest.fixture
 async def session_app() -> AsyncIterator[tuple[SessionApp, str]]:
     app_state = SessionApp()
-    app = web.Application()
-    app.router.add_post("/auth", app_state.hook)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    yield app_state, str(server.make_url("/auth"))
-    await server.close()
+    async with on_loopback("POST", "/auth", app_state.hook) as url:
+        yield app_state, url
 
 
 async def test_hook_mode(make_client: ClientFactory, session_app: tuple[SessionApp, str]) -> None:

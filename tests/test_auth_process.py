@@ -18,6 +18,7 @@ import jwt
 import pytest
 from tusclient import client as tus_client
 
+from tests import test_cli as cli
 from tests.conftest import (
     ROOT,
     SpigotProcess,
@@ -37,14 +38,8 @@ BACKENDS = ("local", "s3")  # the real-client tests run over disk and moto's S3 
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "server", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=30,
-        env={"PATH": os.environ["PATH"], **(env or {})},
-    )
+    """The command with only PATH and `env`: no SPIGOT_* from the caller's environment."""
+    return cli.run_cli(*args, env={"PATH": os.environ["PATH"], **(env or {})})
 
 
 def token(sub: str = "alice", scope: str = "upload read delete sign") -> str:

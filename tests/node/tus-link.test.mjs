@@ -6,24 +6,11 @@ import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { Upload } from 'tus-js-client'
+import { MemoryUrlStorage } from './url-storage.mjs'
 
 const endpoint = process.env.SPIGOT_UPLOAD_LINK
 const data = randomBytes(3 * 1024 * 1024 + 11)
 const tus = { 'Tus-Resumable': '1.0.0' }
-
-class MemoryUrlStorage {
-  constructor() { this.entries = new Map() }
-  async findAllUploads() { return [...this.entries.values()] }
-  async findUploadsByFingerprint(fp) {
-    return [...this.entries.entries()].filter(([k]) => k.startsWith(fp)).map(([, v]) => v)
-  }
-  async removeUpload(key) { this.entries.delete(key) }
-  async addUpload(fp, upload) {
-    const key = `${fp}::${this.entries.size}`
-    this.entries.set(key, { ...upload, urlStorageKey: key })
-    return key
-  }
-}
 
 test('create, abort and resume through an upload link', async () => {
   const urlStorage = new MemoryUrlStorage()

@@ -5,25 +5,11 @@ import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { Readable } from 'node:stream'
 import { Upload } from 'tus-js-client'
+import { MemoryUrlStorage } from './url-storage.mjs'
 
 const BASE = process.env.SPIGOT_URL
 const endpoint = `${BASE}/files/`
 const sha256 = (buf) => createHash('sha256').update(buf).digest('hex')
-
-// An in-memory URL store: what a browser's localStorage does for resuming.
-class MemoryUrlStorage {
-  constructor() { this.entries = new Map() }
-  async findAllUploads() { return [...this.entries.values()] }
-  async findUploadsByFingerprint(fp) {
-    return [...this.entries.entries()].filter(([k]) => k.startsWith(fp)).map(([, v]) => v)
-  }
-  async removeUpload(key) { this.entries.delete(key) }
-  async addUpload(fp, upload) {
-    const key = `${fp}::${this.entries.size}`
-    this.entries.set(key, { ...upload, urlStorageKey: key })
-    return key
-  }
-}
 
 function upload(input, options = {}) {
   return new Promise((resolve, reject) => {
