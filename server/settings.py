@@ -276,6 +276,15 @@ class Settings:
         "an S3 upload lease not renewed this long is free (its holder died)",
         "TIME",
     )
+    presign_expires: float = _option(
+        900.0, parse_duration, "how long presigned direct-upload requests stay valid", "TIME"
+    )
+    verify_direct_uploads: bool = _option(
+        False,
+        parse_bool,
+        "read each direct upload back once, in the background, to record its sha256",
+        flag=True,
+    )
     temp_dir: str = _option(
         str(Path(tempfile.gettempdir()) / "spigot"),
         lambda v: str(Path(v).expanduser().resolve()),

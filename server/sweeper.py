@@ -21,6 +21,7 @@ from storage.errors import LockTimeout
 
 from .context import LIFECYCLE, SETTINGS, STORE
 from .lifecycle import Lifecycle
+from .presign.registry import recognise
 
 log = logging.getLogger("spigot.sweeper")
 
@@ -35,6 +36,7 @@ class Due:
     expired: list[str] = field(default_factory=list)
     unannounced: list[str] = field(default_factory=list)
     unfinished: list[str] = field(default_factory=list)  # all bytes stored, never finished
+    posted: list[str] = field(default_factory=list)  # direct POSTs S3 may have received
 
 
 async def scan(store: DataStore, now: float) -> Due:
@@ -46,6 +48,8 @@ async def scan(store: DataStore, now: float) -> Due:
                 due.unannounced.append(info.id)
         elif info.awaits_finish:
             due.unfinished.append(info.id)
+        elif info.direct == "post":
+            due.posted.append(info.id)
         elif info.expires is not None and info.expires <= now:
             due.expired.append(info.id)
     return due
@@ -121,6 +125,23 @@ async def finish_stored(
     return done
 
 
+async def recognise_posts(
+    app: web.Application, ids: list[str], base_url: str, now: float
+) -> list[str]:
+    """Register direct POST uploads whose objects have arrived, and expire, with their
+    policy, those whose never did. Returns the ids registered."""
+    registered, lapsed = [], []
+    for upload_id in ids:
+        with contextlib.suppress(LockTimeout, StorageError):  # OverLimit: deleted already
+            info = (await recognise(app, upload_id, base_url)).info
+            if info.is_complete:
+                registered.append(upload_id)
+            elif info.expires is not None and info.expires <= now:
+                lapsed.append(upload_id)
+    await expire(app[STORE], lapsed, app[LIFECYCLE])
+    return registered
+
+
 async def sweep_once(
     store: DataStore, now: float | None = None, lifecycle: Lifecycle | None = None
 ) -> list[str]:
@@ -148,6 +169,7 @@ async def sweeper(app: web.Application) -> AsyncIterator[None]:
                 await expire(store, due.expired, lifecycle)
                 base_url = app[SETTINGS].public_url or ""
                 await finish_stored(store, due.unfinished, lifecycle, base_url)
+                await recognise_posts(app, due.posted, base_url, time.time())
                 await announce(store, due.unannounced, lifecycle, base_url)
                 if isinstance(store, Pruner):
                     await store.prune(time.time())

@@ -13,6 +13,7 @@ interfaces), never assumes:
 - `Presigner`:     hand out URLs the client uses to talk to the backend directly.
 - `Locker`:        exclusive access to one upload across processes or instances.
 - `Pruner`:        drop old tombstones and leftover lock files.
+- `DirectStore`:   clients upload straight to the backend with presigned requests (S3).
 """
 
 from __future__ import annotations
@@ -68,6 +69,12 @@ class UploadInfo:
     finish_announced: bool = False  # post-finish hooks ran (see server/lifecycle.py)
     owner: str | None = None  # see UploadSpec.owner
     limit: int | None = None  # see UploadSpec.limit
+    # A direct upload's kind ("post" or "multipart"): its bytes go straight to the backend,
+    # never through spigot, which registers the upload once the backend holds them.
+    direct: str | None = None
+    # The backend's own strong validator, for an upload whose sha256 nobody computed (a
+    # direct upload): never a hash that was not computed.
+    etag: str | None = None
     backend: dict[str, str] = field(default_factory=dict)  # private to the backend
 
     @property
@@ -85,6 +92,14 @@ class UploadInfo:
             and self.length is not None
             and self.offset == self.length
         )
+
+    @property
+    def strong_etag(self) -> str | None:
+        """The quoted strong validator of a finished upload: its sha256, else the
+        backend's own ETag."""
+        if self.sha256 is not None:
+            return f'"{self.sha256}"'
+        return self.etag
 
     def settle_length(self) -> None:
         """Before finishing: a deferred length becomes the offset, and every byte of the
@@ -267,3 +282,54 @@ class Pruner(Protocol):
     what no longer serves a purpose."""
 
     async def prune(self, now: float) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPart:
+    """One part of a direct multipart upload, as the backend lists it."""
+
+    number: int
+    etag: str
+    size: int
+
+
+@runtime_checkable
+class DirectStore(Protocol):
+    """A store that clients upload to directly, with requests the server presigns.
+
+    The server makes every key (an upload id) and binds each upload to its owner and limit
+    in the upload's info; the store only signs, lists and completes, and says what it now
+    holds. `kind` is "post" (one form POST) or "multipart".
+    """
+
+    async def create_direct(self, spec: UploadSpec, kind: str) -> Upload: ...
+
+    def direct_target(self, upload: Upload) -> tuple[str, str, str | None]:
+        """(bucket, key, multipart upload id) that the client writes to."""
+        ...
+
+    async def presign_post(
+        self, upload: Upload, content_type: str, limit: int, expires_in: int
+    ) -> tuple[str, dict[str, str]]:
+        """The URL and form fields of a POST policy for exactly this upload."""
+        ...
+
+    async def presign_part(self, upload: Upload, number: int, expires_in: int) -> str: ...
+
+    async def list_direct_parts(self, upload: Upload) -> list[StoredPart]: ...
+
+    async def complete_direct(
+        self, upload: Upload, parts: Sequence[tuple[int, str]], limit: int
+    ) -> UploadInfo:
+        """Complete the multipart upload from these (number, etag) parts and record it as
+        finished; LengthExceeded, with everything aborted, when their total is over `limit`."""
+        ...
+
+    async def recognise_direct(self, upload: Upload, limit: int) -> bool:
+        """Whether a POST upload's object has arrived; if so it is recorded as finished.
+        LengthExceeded, with the object deleted, when it is over `limit`."""
+        ...
+
+    async def hash_direct(self, upload: Upload) -> str:
+        """Read the object back once and record its sha256."""
+        ...

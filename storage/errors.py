@@ -30,6 +30,15 @@ class LengthExceeded(StorageError):
         self.length = length
 
 
+class OverLimit(StorageError):
+    """A direct upload arrived larger than its limit; the store has removed it."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"the upload has {size} bytes, over its limit of {limit}")
+        self.size = size
+        self.limit = limit
+
+
 class UploadComplete(StorageError):
     """The upload is finished and immutable; it takes no more bytes."""
 

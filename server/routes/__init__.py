@@ -7,6 +7,7 @@ this file read aloud. `/healthz`, OPTIONS (tus discovery, CORS preflight) and `/
 from aiohttp import web
 
 from ..auth import Need, guarded
+from ..presign import add_presign_routes
 from ..protocol import links
 from .downloads import get_file
 from .events import file_events, progress_events
@@ -80,3 +81,4 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/imports/{id}/events", guarded(IMPORT_EVENTS, import_events))
     app.cleanup_ctx.append(importer)
     r.add_post("/sign", guarded(SIGN, sign))
+    add_presign_routes(app)

@@ -21,10 +21,12 @@ from storage import LocalFile, Presigner, Upload, UploadInfo
 from ..auth import owned
 from ..context import settings_of, store_of
 from ..errors import ApiError
+from ..presign import recognise
 from ..protocol import byteranges, conditional, disposition
 from ..protocol.conditional import Outcome, Validators
 from ..protocol.media import is_active
 from ..protocol.ranges import ByteRange, Unsatisfiable, parse_range
+from ..responses import public_base
 
 # Bodies up to this size are read in one go and sent with their headers in a single write;
 # larger ones are streamed (sendfile for local files). Thread hand-offs, not bytes, dominate
@@ -45,16 +47,17 @@ class Representation:
 
 
 def representation(info: UploadInfo) -> Representation:
-    assert info.sha256 is not None and info.completed is not None
-    return _representation(info.sha256, info.completed, info.name, info.content_type)
+    assert info.strong_etag is not None and info.completed is not None
+    return _representation(info.strong_etag, info.completed, info.name, info.content_type)
 
 
 @lru_cache(maxsize=4096)
 def _representation(
-    sha256: str, completed: float, name: str, declared_type: str | None
+    etag: str, completed: float, name: str, declared_type: str | None
 ) -> Representation:
-    # The content of a finished upload never changes, so its sha256 is a strong validator.
-    v = Validators(etag=f'"{sha256}"', last_modified=datetime.fromtimestamp(int(completed), UTC))
+    # The content of a finished upload never changes, so its sha256 (or, for a direct
+    # upload, the backend's ETag) is a strong validator.
+    v = Validators(etag=etag, last_modified=datetime.fromtimestamp(int(completed), UTC))
     guessed, _ = mimetypes.guess_type(name, strict=False)
     content_type = declared_type or guessed or "application/octet-stream"
     return Representation(
@@ -71,6 +74,9 @@ async def open_finished(request: web.Request) -> Upload:
     upload = await store_of(request).open(request.match_info["id"])
     info = upload.info
     owned(request, info)
+    if info.direct == "post" and not info.is_complete:  # S3 tells nobody it has arrived
+        upload = await recognise(request.app, info.id, public_base(request))
+        info = upload.info
     if not info.is_complete:
         raise ApiError(
             409,

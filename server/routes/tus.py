@@ -346,6 +346,8 @@ async def append_body(request: web.Request, upload_id: str, offset: int) -> Uplo
     owned(request, info)
     if info.parts:
         raise tus_error(403, "final_upload", "a final concatenated upload takes no PATCH")
+    if info.direct:
+        raise tus_error(403, "direct_upload", "this upload's bytes go straight to storage")
     if await settle(request, upload) and offset == info.offset:
         return upload  # the client resends the end: nothing more to take
     declared = parsed(lambda: tus.parse_int("Upload-Length", header(request, "Upload-Length")))

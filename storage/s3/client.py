@@ -131,6 +131,15 @@ class S3:
         )
         return url
 
+    def presign_post(
+        self, key: str, fields: dict[str, str], conditions: list[Any], expires_in: int
+    ) -> dict[str, Any]:
+        """A SigV4 POST policy (the client is s3v4, so never SigV2) and its form fields."""
+        signed: dict[str, Any] = self._client.generate_presigned_post(
+            Bucket=self.bucket, Key=key, Fields=fields, Conditions=conditions, ExpiresIn=expires_in
+        )
+        return signed
+
     def close(self) -> None:
         self._pool.shutdown(wait=True)
         if self._client is not None:

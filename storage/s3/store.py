@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from ..base import DataStore, Upload, UploadInfo, UploadSpec
+from ..base import DataStore, StoredPart, Upload, UploadInfo, UploadSpec
 from ..errors import (
     ChecksumMismatch,
     LengthExceeded,
@@ -38,6 +38,7 @@ from ..memo import FinishedInfos, Hashers
 from . import layout
 from .buffers import FLUSH, PartBuffer, TempSpace
 from .client import S3, S3Error, is_missing
+from .direct import S3Direct
 from .layout import MIN_PART, Part, Progress, Tail
 from .lease import LeaseLocker
 
@@ -75,9 +76,40 @@ class S3Store(DataStore):
         self.locker = LeaseLocker(self.s3, self.key, ttl=lock_ttl, timeout=lock_timeout)
         self.hashers = Hashers()
         self.finished = FinishedInfos()
+        self.direct = S3Direct(self)
 
     def describe(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}"
+
+    # -- DirectStore (storage.base): direct.py does the work ------------------------------
+
+    async def create_direct(self, spec: UploadSpec, kind: str) -> Upload:
+        return await self.direct.create_direct(spec, kind)
+
+    def direct_target(self, upload: Upload) -> tuple[str, str, str | None]:
+        return self.direct.direct_target(upload)
+
+    async def presign_post(
+        self, upload: Upload, content_type: str, limit: int, expires_in: int
+    ) -> tuple[str, dict[str, str]]:
+        return await self.direct.presign_post(upload, content_type, limit, expires_in)
+
+    async def presign_part(self, upload: Upload, number: int, expires_in: int) -> str:
+        return await self.direct.presign_part(upload, number, expires_in)
+
+    async def list_direct_parts(self, upload: Upload) -> list[StoredPart]:
+        return await self.direct.list_direct_parts(upload)
+
+    async def complete_direct(
+        self, upload: Upload, parts: Sequence[tuple[int, str]], limit: int
+    ) -> UploadInfo:
+        return await self.direct.complete_direct(upload, parts, limit)
+
+    async def recognise_direct(self, upload: Upload, limit: int) -> bool:
+        return await self.direct.recognise_direct(upload, limit)
+
+    async def hash_direct(self, upload: Upload) -> str:
+        return await self.direct.hash_direct(upload)
 
     def key(self, upload_id: str, suffix: str = "") -> str:
         return layout.key(self.prefix, upload_id, suffix)
@@ -194,6 +226,8 @@ class S3Store(DataStore):
         if info.is_complete:
             self.finished.remember(info)
             return S3Upload(self, info, None)
+        if info.direct:  # its bytes go to S3 from the client, never through here
+            return S3Upload(self, info, Progress((), None), tail_possible=False)
         # With no multipart upload, or when the one the info names is gone, the object may
         # be whole: a crash came between writing it and the info saying so, and finish()
         # only has to record it. Without a multipart upload both are asked at once.
@@ -405,6 +439,8 @@ class S3Upload(Upload):
         info = self._info
         if info.is_complete or self.object_written:
             raise UploadComplete(info.id)
+        if info.direct:
+            raise StorageError(f"{info.id} is a direct upload: its bytes go straight to S3")
         assert self.stored is not None
         if offset != info.offset:
             raise OffsetMismatch(info.offset, offset)
@@ -524,7 +560,9 @@ class S3Upload(Upload):
                 await self.complete_multipart(list(self.stored.parts))
             elif multipart and not self.stored.parts:
                 await self._abort_multiparts()  # put whole: an earlier attempt's parts go
-        info.sha256 = store.hashers.digest_if_whole(info.id, info.offset) or await self._hash()
+        info.sha256 = (
+            store.hashers.digest_if_whole(info.id, info.offset) or await self.hash_object()
+        )
         if self.tail_possible:
             await store.delete_keys([store.key(info.id, "part")])  # a tail now in the object
         info.completed = time.time()
@@ -535,7 +573,7 @@ class S3Upload(Upload):
         store.finished.remember(info)
         return info
 
-    async def _hash(self) -> str:
+    async def hash_object(self) -> str:
         """sha256 of the stored object, for uploads no one process saw whole."""
         s3 = self._store.s3
         got = await s3.call("get_object", Key=self.object_key)
