@@ -62,6 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     sign_upload.add_argument("--type", dest="upload_type", help="only this type, e.g. video/*")
     sign_upload.add_argument("--owner", help="who the uploads will belong to")
     add_settings(sign_upload)
+    s3 = commands.add_parser("s3", help="bucket set-up for direct uploads")
+    s3_commands = s3.add_subparsers(dest="s3_command", required=True, parser_class=_OneLineParser)
+    cors = s3_commands.add_parser("cors", help="write (or --check) the bucket CORS browsers need")
+    cors.add_argument(
+        "--origin", action="append", required=True, help="a browser origin (repeatable)"
+    )
+    cors.add_argument("--check", action="store_true", help="only report what is missing")
+    add_settings(cors)
     return parser
 
 
@@ -103,6 +111,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "sign-upload":
         print(sign_upload(settings, args))
         return
+    if args.command == "s3":
+        raise SystemExit(bucket_cors(settings, args.origin, args.check))
     if args.command == "serve":
         if (problem := exposure_problem(settings)) is not None:
             parser.exit(2, f"spigot: error: {problem}\n")
@@ -171,6 +181,36 @@ def sign_upload(settings: Settings, args: argparse.Namespace) -> str:
     except (SettingError, ValueError) as exc:
         raise SystemExit(f"spigot: error: {exc}") from None
     return f"{base_url(settings)}/files/?{query}"
+
+
+def bucket_cors(settings: Settings, origins: list[str], check: bool) -> int:
+    """`spigot s3 cors`: 0 when the bucket is (now) right, 1 when --check found gaps."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from .presign import cors
+    from .settings import parse_origins
+
+    if settings.s3_location is None:
+        raise SystemExit("spigot: error: s3 cors needs --storage s3://bucket/prefix")
+    try:
+        wanted = parse_origins(",".join(origins))
+    except SettingError as exc:
+        raise SystemExit(f"spigot: error: --origin: {exc}") from None
+    bucket = settings.s3_location[0]
+    client = boto3.client("s3", endpoint_url=settings.s3_endpoint_url)
+    try:
+        if not check:
+            cors.apply(client, bucket, wanted)
+        rules = cors.current_rules(client, bucket)
+    except (BotoCoreError, ClientError) as exc:
+        raise SystemExit(f"spigot: error: bucket {bucket}: {exc}") from None
+    missing = [f"{o}: {p}" for o in wanted for p in cors.problems(rules, o)]
+    for line in missing:
+        print(f"missing: {line}")
+    if not missing:
+        print(f"bucket {bucket}: CORS is ready for direct uploads from {', '.join(wanted)}")
+    return 1 if missing else 0
 
 
 def raise_descriptor_limit() -> None:

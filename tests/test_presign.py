@@ -5,9 +5,13 @@ read what spigot signed.)"""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
 import json
+import os
+import subprocess
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,11 +27,13 @@ from aiohttp.test_utils import TestClient
 from server.app import create_app
 from server.context import STORE
 from server.hooks import Hooks
+from server.presign import cors
 from server.settings import Settings
 from server.sweeper import recognise_posts, scan, sweep_once
 from storage import UploadInfo
 from storage.s3 import S3Store
-from tests.conftest import BUCKET, sha256
+from tests.conftest import BUCKET, FAKE_AWS, sha256
+from tests.test_cli import run_cli
 
 Client = TestClient  # type: ignore[type-arg]
 KEY = "presign-test-jwt-key-0123456789abcdefghij"
@@ -345,3 +351,101 @@ async def test_tus_cannot_write_into_a_direct_upload(direct: Direct) -> None:
         },
     )
     assert resp.status == 403 and (await resp.json())["error"]["code"] == "direct_upload"
+
+
+@pytest.mark.parametrize("direct", [{"verify_direct_uploads": True}], indirect=True)
+async def test_verify_direct_uploads_records_the_sha256(direct: Direct) -> None:
+    data = b"verify me" * 10_000
+    made = await get_params(direct, filename="v.bin")
+    assert await post_form(made["url"], made["fields"], data) == 201
+    file_id = made["fields"]["key"].split("/")[1]
+    assert (await direct.client.get(f"/files/{file_id}", headers=ALICE)).status == 200
+    for _ in range(100):  # hashed in the background
+        listed = await (await direct.client.get("/files/", headers=ALICE)).json()
+        if listed[0]["sha256"] is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert listed[0]["sha256"] == sha256(data)
+
+
+# -- bucket CORS ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rules", "found"),
+    [
+        ([], ["no CORS rule allows the origin https://app.example"]),
+        ([cors.rule(["https://app.example"])], []),
+        ([cors.rule(["*"])], []),
+        ([cors.rule(["https://*.example"])], []),
+        (
+            [cors.rule(["https://other.example"])],
+            ["no CORS rule allows the origin https://app.example"],
+        ),
+        (
+            [{**cors.rule(["https://app.example"]), "ExposeHeaders": []}],
+            ["ETag is not exposed (ExposeHeaders)", "Location is not exposed (ExposeHeaders)"],
+        ),
+        (
+            [
+                {
+                    **cors.rule(["https://app.example"]),
+                    "AllowedMethods": ["GET"],
+                    "AllowedHeaders": [],
+                }
+            ],
+            [
+                "PUT is not an allowed method",
+                "POST is not an allowed method",
+                "HEAD is not an allowed method",
+                "Content-Type is not an allowed header (AllowedHeaders)",
+            ],
+        ),
+    ],
+)
+def test_cors_problems(rules: list[dict[str, Any]], found: list[str]) -> None:
+    assert cors.problems(rules, "https://app.example") == found
+
+
+def test_cors_command(moto_server: str, fake_aws: None) -> None:
+    s3 = boto3.client("s3", endpoint_url=moto_server)
+    s3.create_bucket(Bucket="cors-test")
+    with contextlib.suppress(Exception):
+        s3.delete_bucket_cors(Bucket="cors-test")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_cli(
+            "s3",
+            "cors",
+            "--storage",
+            "s3://cors-test/x",
+            "--s3-endpoint-url",
+            moto_server,
+            "--origin",
+            "https://app.example",
+            *args,
+            env={**os.environ, **FAKE_AWS},
+        )
+
+    checked = run("--check")
+    assert checked.returncode == 1
+    assert (
+        checked.stdout
+        == "missing: https://app.example: no CORS rule allows the origin https://app.example\n"
+    )
+    written = run()
+    assert written.returncode == 0, written.stderr
+    assert "CORS is ready for direct uploads from https://app.example" in written.stdout
+    rules = s3.get_bucket_cors(Bucket="cors-test")["CORSRules"]
+    assert rules[-1]["ExposeHeaders"] == ["ETag", "Location"]
+    assert sorted(rules[-1]["AllowedMethods"]) == ["GET", "HEAD", "POST", "PUT"]
+    assert run("--check").returncode == 0
+    s3.put_bucket_cors(
+        Bucket="cors-test",
+        CORSConfiguration={
+            "CORSRules": [{**cors.rule(["https://app.example"]), "ExposeHeaders": ["Location"]}]
+        },
+    )
+    checked = run("--check")
+    assert checked.returncode == 1
+    assert checked.stdout == "missing: https://app.example: ETag is not exposed (ExposeHeaders)\n"
