@@ -20,7 +20,7 @@ from storage import (
     UploadGone,
     UploadNotFound,
 )
-from storage.errors import LockTimeout, OverLimit, TempSpaceFull
+from storage.errors import BadParts, LockTimeout, OverLimit, TempSpaceFull
 
 log = logging.getLogger("spigot")
 
@@ -71,6 +71,8 @@ def from_storage(exc: StorageError) -> ApiError:
             return ApiError(403, "upload_complete", "the upload is complete and takes no more data")
         case LockTimeout():
             return ApiError(423, "locked", "another request is writing this upload; retry")
+        case BadParts():
+            return ApiError(400, "bad_parts", str(exc))
         case OverLimit():
             return ApiError(413, "upload_too_large", str(exc))
         case TempSpaceFull():

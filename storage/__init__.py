@@ -3,9 +3,11 @@
 from .base import (
     Concatenator,
     DataStore,
+    DirectSigner,
     DirectStore,
     LocalFile,
     Locker,
+    PartReceiver,
     Presigner,
     Pruner,
     StoredPart,
@@ -27,6 +29,7 @@ from .local import LocalStore
 __all__ = [
     "Concatenator",
     "DataStore",
+    "DirectSigner",
     "DirectStore",
     "LengthExceeded",
     "LocalFile",
@@ -34,6 +37,7 @@ __all__ = [
     "Locker",
     "OffsetMismatch",
     "OverLimit",
+    "PartReceiver",
     "Presigner",
     "Pruner",
     "StorageError",

@@ -13,7 +13,10 @@ interfaces), never assumes:
 - `Presigner`:     hand out URLs the client uses to talk to the backend directly.
 - `Locker`:        exclusive access to one upload across processes or instances.
 - `Pruner`:        drop old tombstones and leftover lock files.
-- `DirectStore`:   clients upload straight to the backend with presigned requests (S3).
+- `DirectStore`:   uploads whose bytes skip the HTTP layer's streaming path ("direct"),
+                   bound to a key, registered when the backend holds them.
+- `DirectSigner`:  the client reaches the backend itself, with presigned requests (S3).
+- `PartReceiver`:  the server receives a direct upload's parts itself (local disk).
 """
 
 from __future__ import annotations
@@ -308,14 +311,6 @@ class DirectStore(Protocol):
         """(bucket, key, multipart upload id) that the client writes to."""
         ...
 
-    async def presign_post(
-        self, upload: Upload, content_type: str, limit: int, expires_in: int
-    ) -> tuple[str, dict[str, str]]:
-        """The URL and form fields of a POST policy for exactly this upload."""
-        ...
-
-    async def presign_part(self, upload: Upload, number: int, expires_in: int) -> str: ...
-
     async def list_direct_parts(self, upload: Upload) -> list[StoredPart]: ...
 
     async def complete_direct(
@@ -332,4 +327,28 @@ class DirectStore(Protocol):
 
     async def hash_direct(self, upload: Upload) -> str:
         """Read the object back once and record its sha256."""
+        ...
+
+
+@runtime_checkable
+class DirectSigner(Protocol):
+    """A DirectStore whose clients write to the backend itself with presigned requests."""
+
+    async def presign_post(
+        self, upload: Upload, content_type: str, limit: int, expires_in: int
+    ) -> tuple[str, dict[str, str]]:
+        """The URL and form fields of a POST policy for exactly this upload."""
+        ...
+
+    async def presign_part(self, upload: Upload, number: int, expires_in: int) -> str: ...
+
+
+@runtime_checkable
+class PartReceiver(Protocol):
+    """A DirectStore whose direct uploads' parts reach it through the server."""
+
+    async def write_part(
+        self, upload: Upload, number: int, chunks: AsyncIterable[bytes]
+    ) -> StoredPart:
+        """Store one part whole or not at all; a part uploaded again replaces the last."""
         ...

@@ -39,6 +39,10 @@ class OverLimit(StorageError):
         self.limit = limit
 
 
+class BadParts(StorageError):
+    """A completion named parts the store does not hold as named (number or ETag)."""
+
+
 class UploadComplete(StorageError):
     """The upload is finished and immutable; it takes no more bytes."""
 

@@ -27,7 +27,7 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, TypeVar
 
-from .base import DataStore, Upload, UploadInfo, UploadSpec
+from .base import DataStore, StoredPart, Upload, UploadInfo, UploadSpec
 from .errors import (
     ChecksumMismatch,
     LengthExceeded,
@@ -40,6 +40,7 @@ from .errors import (
 from .fdcache import OpenFiles
 from .hashing import ChunkVerifier
 from .ids import is_valid_id, new_id
+from .local_direct import LocalDirect
 from .locking import FileLocker
 from .memo import FinishedInfos, Hashers
 
@@ -66,6 +67,7 @@ class LocalStore(DataStore):
         self._finished = FinishedInfos()
         self.open_files = OpenFiles()
         self.locker = FileLocker(self.root, self.run_blocking)
+        self.direct = LocalDirect(self)
 
     def describe(self) -> str:
         return self.root.as_uri()
@@ -97,6 +99,33 @@ class LocalStore(DataStore):
     async def close(self) -> None:
         self.open_files.close()
         self._pool.shutdown(wait=True)
+
+    # -- DirectStore (storage.base): local_direct.py does the work ------------------------
+
+    async def create_direct(self, spec: UploadSpec, kind: str) -> Upload:
+        return await self.direct.create_direct(spec, kind)
+
+    def direct_target(self, upload: Upload) -> tuple[str, str, str | None]:
+        return "", upload.info.id, upload.info.backend.get("multipart")
+
+    async def write_part(
+        self, upload: Upload, number: int, chunks: AsyncIterable[bytes]
+    ) -> StoredPart:
+        return await self.direct.write_part(upload, number, chunks)
+
+    async def list_direct_parts(self, upload: Upload) -> list[StoredPart]:
+        return await self.direct.list_direct_parts(upload)
+
+    async def complete_direct(
+        self, upload: Upload, parts: Sequence[tuple[int, str]], limit: int
+    ) -> UploadInfo:
+        return await self.direct.complete_direct(upload, parts, limit)
+
+    async def recognise_direct(self, upload: Upload, limit: int) -> bool:
+        return await self.direct.recognise_direct(upload, limit)
+
+    async def hash_direct(self, upload: Upload) -> str:
+        return await self.direct.hash_direct(upload)
 
     # -- paths --------------------------------------------------------------------------
 
@@ -204,9 +233,12 @@ class LocalStore(DataStore):
                 if not dot or not is_valid_id(stem):
                     continue
                 stale = (kind == "gone" and entry.stat().st_mtime < now - TOMBSTONE_AGE) or (
-                    kind in ("lock", "release") and not self.info_path(stem).exists()
+                    kind in ("lock", "release", "parts") and not self.info_path(stem).exists()
                 )
-                if stale:
+                if stale and kind == "parts":
+                    self.direct.remove_parts(stem)
+                    removed += 1
+                elif stale:
                     Path(entry.path).unlink(missing_ok=True)
                     removed += 1
         return removed
@@ -418,6 +450,7 @@ class LocalUpload(Upload):
         store.info_path(upload_id).unlink(missing_ok=True)
         self.local_path().unlink(missing_ok=True)
         store.pending_path(upload_id).unlink(missing_ok=True)
+        store.direct.remove_parts(upload_id)
 
 
 class _CoalescingWriter:

@@ -99,14 +99,18 @@ def from_link(request: web.Request, need: Need) -> Principal:
     keys = settings_of(request).secret
     if not keys:
         raise errors.bad_link("signed links need --secret")
-    upload_id = request.match_info.get("id")
+    upload_id = request.match_info.get("id") or request.query.get("upload")
+    part = request.match_info.get("part")
+    subject = f"{upload_id}/{part}" if upload_id and part else upload_id
     try:
-        grant = links.verify(keys, need.links, request.query, upload_id, time.time())
+        grant = links.verify(keys, need.links, request.query, subject, time.time())
     except links.LinkRefused as exc:
         raise errors.bad_link(str(exc)) from None
-    if grant.terms is None:  # a download or resume link: that one upload
+    if grant.terms is None:  # a link to one upload: that one, nothing else
         scope = "read" if grant.kind == links.DOWNLOAD else "upload"
-        return Principal(sub=None, scopes=frozenset({scope}), only_upload=grant.upload_id)
+        return Principal(
+            sub=None, scopes=frozenset({scope}), only_upload=upload_id, link_kind=grant.kind
+        )
     return Principal(
         sub=grant.terms.owner,
         scopes=frozenset({"upload"}),

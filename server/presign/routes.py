@@ -24,7 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
-from storage import DirectStore, Locker, StorageError, Upload, UploadSpec
+from storage import DirectSigner, DirectStore, Locker, StorageError, Upload, UploadSpec
 from storage.names import sanitize_name
 
 from ..auth import Need, guarded, owned, principal_of, upload_cap
@@ -34,6 +34,7 @@ from ..errors import ApiError, from_storage
 from ..protocol import presign
 from ..protocol.media import declared_media_type
 from ..responses import file_url, public_base
+from .local import LocalSigner, add_local_routes
 from .registry import S3_MAX_OBJECT, announce
 
 UPLOAD = Need(("upload",))
@@ -69,8 +70,14 @@ def companion_errors(handler: Handler) -> Handler:
 def direct_store(request: web.Request) -> DirectStore:
     store = store_of(request)
     if not isinstance(store, DirectStore):
-        raise ApiError(404, "not_found", "direct uploads need S3 storage")
+        raise ApiError(404, "not_found", "this storage takes no direct uploads")
     return store
+
+
+def signer(request: web.Request) -> DirectSigner:
+    """The store itself where clients reach it (S3); else spigot signs its own URLs."""
+    store = store_of(request)
+    return store if isinstance(store, DirectSigner) else LocalSigner(request)
 
 
 def limit_of(request: web.Request) -> int:
@@ -94,6 +101,7 @@ def direct_spec(
 
 async def params(request: web.Request) -> web.Response:
     store = direct_store(request)
+    sign_with = signer(request)  # before anything is made: it may refuse
     settings = settings_of(request)
     query = request.query
     expires_in = int(settings.presign_expires)
@@ -103,7 +111,7 @@ async def params(request: web.Request) -> web.Response:
     upload = await store.create_direct(spec, "post")
     lifecycle_of(request).created(upload.info, file_url(request, upload.info.id))
     assert spec.content_type is not None and spec.limit is not None
-    url, fields = await store.presign_post(upload, spec.content_type, spec.limit, expires_in)
+    url, fields = await sign_with.presign_post(upload, spec.content_type, spec.limit, expires_in)
     return web.json_response(
         {"method": "POST", "url": url, "fields": fields, "expires": expires_in, "headers": {}}
     )
@@ -111,6 +119,7 @@ async def params(request: web.Request) -> web.Response:
 
 async def create_multipart(request: web.Request) -> web.Response:
     store = direct_store(request)
+    signer(request)  # refuses before anything is made, where parts could not be signed
     body = await read_json(request, MAX_BODY, '{"filename", "type", "metadata"}')
     if not isinstance(body, dict):
         raise presign.PresignError('the body must be {"filename", "type", "metadata"}')
@@ -157,17 +166,18 @@ async def list_parts(request: web.Request) -> web.Response:
 
 async def sign_part(request: web.Request) -> web.Response:
     number = presign.part_number(request.match_info["partNumber"])
-    store, upload = await bound(request)
+    _, upload = await bound(request)
     expires_in = int(settings_of(request).presign_expires)
-    url = await store.presign_part(upload, number, expires_in)
+    url = await signer(request).presign_part(upload, number, expires_in)
     return web.json_response({"url": url, "expires": expires_in})
 
 
 async def sign_batch(request: web.Request) -> web.Response:
     numbers = presign.part_numbers(request.query.get("partNumbers"))
-    store, upload = await bound(request)
+    _, upload = await bound(request)
     expires_in = int(settings_of(request).presign_expires)
-    urls = {str(n): await store.presign_part(upload, n, expires_in) for n in numbers}
+    sign_with = signer(request)
+    urls = {str(n): await sign_with.presign_part(upload, n, expires_in) for n in numbers}
     return web.json_response({"presignedUrls": urls})
 
 
@@ -219,3 +229,4 @@ def add_presign_routes(app: web.Application) -> None:
     route("GET", "/s3/multipart/{uploadId}/{partNumber}", sign_part)
     route("POST", "/s3/multipart/{uploadId}/complete", complete)
     route("DELETE", "/s3/multipart/{uploadId}", abort)
+    add_local_routes(app)

@@ -8,6 +8,10 @@ another:
   link: HEAD, PATCH and DELETE of that one upload, so tus clients need no token.
 - `upload`:   `/files/?expires=…&max_size=…&owner=…&type=…&sig=…` creates uploads with
   those terms (S3's POST policy, for spigot itself). Every term is optional but expiry.
+- `post`:     `/files/?upload={id}&expires=…&sig=…`: the one form POST that fills a direct
+  upload already made (its owner, type and limit are bound to it), on local disk.
+- `part`:     `/s3/local/{id}/{n}?expires=…&sig=…`: PUT of part n of a direct multipart
+  upload on local disk; the subject is `{id}/{n}`.
 
 The message is `spigot/1`, the kind, the expiry and the kind's fields, one per line. Fields
 that could hold a newline are refused both when signing and when verifying, so no two sets
@@ -27,7 +31,9 @@ from .media import MEDIA_PATTERN
 DOWNLOAD = "download"
 RESUME = "resume"
 UPLOAD = "upload"
-KINDS = (DOWNLOAD, RESUME, UPLOAD)
+POST = "post"
+PART = "part"
+KINDS = (DOWNLOAD, RESUME, UPLOAD, POST, PART)
 
 SIGNED_PARAMS = ("expires", "max_size", "owner", "type", "sig")
 _SIG = re.compile(r"[0-9a-fA-F]{64}")
@@ -82,8 +88,8 @@ def _message(kind: str, expires: int, subject: str | UploadTerms) -> str:
 
 
 def file_query(key: str, kind: str, upload_id: str, expires: int) -> str:
-    """`expires=…&sig=…` for a download or resume link to one upload."""
-    assert kind in (DOWNLOAD, RESUME)
+    """`expires=…&sig=…` for a link to one upload (or, for `part`, `{id}/{n}`)."""
+    assert kind != UPLOAD
     sig = signing.mac(key, _message(kind, expires, upload_id))
     return urlencode({"expires": expires, "sig": sig})
 

@@ -19,7 +19,7 @@ from .sign import sign
 from .tus import is_tus, method_override, tus_create, tus_delete, tus_head, tus_options, tus_patch
 from .uploads import expect_continue, post_file, put_file
 
-UPLOAD = Need(("upload",), links=(links.UPLOAD,))
+UPLOAD = Need(("upload",), links=(links.UPLOAD, links.POST))
 RESUME = Need(("upload",), links=(links.RESUME,))  # one tus upload, by its owner
 READ = Need(("read",), links=(links.DOWNLOAD,), public=True)
 LIST = Need(("read",))

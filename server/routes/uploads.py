@@ -30,6 +30,8 @@ from ..bodies import (
 )
 from ..context import lifecycle_of, settings_of, store_of
 from ..errors import ApiError
+from ..presign.local import fill_post
+from ..protocol import links
 from ..protocol.disposition import filename_from_header
 from ..protocol.media import declared_media_type, type_allowed
 from ..responses import file_json, file_url
@@ -41,6 +43,9 @@ ONE_SHOT_TTL = 3600.0
 
 
 async def post_file(request: web.Request) -> web.Response:
+    principal = principal_of(request)
+    if principal.link_kind == links.POST and principal.only_upload is not None:
+        return await run_to_completion(fill_post(request, principal.only_upload))
     if request.content_type == "multipart/form-data":
         return await run_to_completion(_multipart(request))
     name = request.query.get("name") or filename_from_header(

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..base import StoredPart, Upload, UploadInfo, UploadSpec
-from ..errors import OverLimit, StorageError
+from ..errors import BadParts, OverLimit, StorageError
 from ..ids import new_id
 from . import layout
 from .client import S3Error, is_missing
@@ -111,17 +111,22 @@ class S3Direct:
         named = sorted(set(parts))
         missing = [n for n, _ in named if n not in stored]
         if missing or not named:
-            raise StorageError(f"parts {missing or 'none'} were never uploaded")
+            raise BadParts(f"parts {missing[:10] or 'none'} were never uploaded")
         total = sum(stored[n].size for n, _ in named)
         if total > limit:
             await upload.delete()  # aborts the multipart upload: no parts left to bill
             raise OverLimit(total, limit)
-        done = await self.store.s3.call(
-            "complete_multipart_upload",
-            Key=self.store.key(info.id),
-            UploadId=info.backend["multipart"],
-            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e} for n, e in named]},
-        )
+        try:
+            done = await self.store.s3.call(
+                "complete_multipart_upload",
+                Key=self.store.key(info.id),
+                UploadId=info.backend["multipart"],
+                MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e} for n, e in named]},
+            )
+        except S3Error as exc:
+            if exc.code in ("InvalidPart", "InvalidPartOrder"):
+                raise BadParts(f"S3 refused the parts as named: {exc.code}") from None
+            raise
         return await self._register(upload, total, str(done["ETag"]))
 
     async def recognise_direct(self, upload: Upload, limit: int) -> bool:
