@@ -27,4 +27,5 @@ def open_store(settings: Settings) -> DataStore:
         temp_cap=settings.temp_cap,
         max_length=settings.max_upload_size or None,
         lock_ttl=settings.s3_lock_ttl,
+        abandon_after=settings.upload_ttl,
     )

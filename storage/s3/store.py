@@ -64,12 +64,14 @@ class S3Store(DataStore):
         max_length: int | None = None,
         lock_ttl: float = 15.0,
         lock_timeout: float = 10.0,
+        abandon_after: float = 86400.0,
     ) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.preferred_part = part_size
         self.memory_limit = memory_limit
         self.max_length = max_length
+        self.abandon_after = abandon_after  # see _abort_abandoned
         self.s3 = S3(bucket, endpoint_url, threads=concurrency + 8)
         self.temp = TempSpace(Path(temp_dir), temp_cap, self.s3.run)
         self.slots = asyncio.Semaphore(concurrency)
@@ -285,10 +287,14 @@ class S3Store(DataStore):
             yield current
 
     async def prune(self, now: float) -> int:
-        """Drop old tombstones, and leases or release requests of uploads that are gone."""
+        """Drop old tombstones, and leases or release requests of uploads that are gone;
+        abort multipart uploads under the prefix that no upload's info names any more."""
         stale: list[str] = []
+        known: set[str] = set()
         async for group in self._groups():
             upload_id = group["id"]
+            if "info" in group:
+                known.add(upload_id)
             if group.get("gone", now) < now - TOMBSTONE_AGE:
                 stale.append(self.key(upload_id, "gone"))
             if "info" not in group:
@@ -297,7 +303,30 @@ class S3Store(DataStore):
                         stale.append(self.key(upload_id, suffix))
         for start in range(0, len(stale), 1000):
             await self.delete_keys(stale[start : start + 1000])
-        return len(stale)
+        return len(stale) + await self._abort_abandoned(known, now)
+
+    async def _abort_abandoned(self, known: set[str], now: float) -> int:
+        """Multipart uploads whose upload has no info (a crash between creating one and
+        recording it, or an info deleted by hand) would be billed forever: abort those
+        older than `abandon_after`. Uploads with an info are expired by the sweep."""
+        aborted = 0
+        params: dict[str, Any] = {"Prefix": f"{self.prefix}/" if self.prefix else ""}
+        while True:
+            page = await self.s3.call("list_multipart_uploads", **params)
+            for found in page.get("Uploads", []):
+                split = layout.split_key(self.prefix, found["Key"])
+                upload_id = split[0] if split is not None else ""
+                old = found["Initiated"].timestamp() < now - self.abandon_after
+                if old and upload_id not in known:
+                    with contextlib.suppress(S3Error):
+                        await self.s3.call(
+                            "abort_multipart_upload", Key=found["Key"], UploadId=found["UploadId"]
+                        )
+                        aborted += 1
+            if not page.get("IsTruncated"):
+                return aborted
+            params["KeyMarker"] = page["NextKeyMarker"]
+            params["UploadIdMarker"] = page["NextUploadIdMarker"]
 
     async def delete_keys(self, keys: list[str]) -> None:
         if keys:
