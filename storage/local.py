@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol, TypeVar
 
 from .base import DataStore, StoredPart, Upload, UploadInfo, UploadSpec
+from .direct import DelegatesDirect
 from .errors import (
     ChecksumMismatch,
     LengthExceeded,
@@ -58,7 +59,9 @@ ORPHAN_AGE = 3600.0  # a data file without a sidecar this old is a crashed creat
 TOMBSTONE_AGE = 7 * 86400.0  # how long a gone upload keeps answering 410 rather than 404
 
 
-class LocalStore(DataStore):
+class LocalStore(DelegatesDirect, DataStore):
+    direct: LocalDirect
+
     def __init__(self, root: Path | str, *, io_threads: int = 16) -> None:
         self.root = Path(root).resolve()
         self._tmp = self.root / ".tmp"
@@ -102,30 +105,10 @@ class LocalStore(DataStore):
 
     # -- DirectStore (storage.base): local_direct.py does the work ------------------------
 
-    async def create_direct(self, spec: UploadSpec, kind: str) -> Upload:
-        return await self.direct.create_direct(spec, kind)
-
-    def direct_target(self, upload: Upload) -> tuple[str, str, str | None]:
-        return "", upload.info.id, upload.info.backend.get("multipart")
-
     async def write_part(
         self, upload: Upload, number: int, chunks: AsyncIterable[bytes]
     ) -> StoredPart:
         return await self.direct.write_part(upload, number, chunks)
-
-    async def list_direct_parts(self, upload: Upload) -> list[StoredPart]:
-        return await self.direct.list_direct_parts(upload)
-
-    async def complete_direct(
-        self, upload: Upload, parts: Sequence[tuple[int, str]], limit: int
-    ) -> UploadInfo:
-        return await self.direct.complete_direct(upload, parts, limit)
-
-    async def recognise_direct(self, upload: Upload, limit: int) -> bool:
-        return await self.direct.recognise_direct(upload, limit)
-
-    async def hash_direct(self, upload: Upload) -> str:
-        return await self.direct.hash_direct(upload)
 
     # -- paths --------------------------------------------------------------------------
 

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .base import StoredPart, Upload, UploadInfo, UploadSpec
-from .errors import BadParts, OverLimit
+from .direct import named_parts
+from .errors import OverLimit
 
 if TYPE_CHECKING:
     from .local import LocalStore
@@ -33,6 +34,9 @@ class LocalDirect:
 
     def parts_dir(self, upload_id: str) -> Path:
         return self.store.root / f"{upload_id}.parts"
+
+    def direct_target(self, upload: Upload) -> tuple[str, str, str | None]:
+        return "", upload.info.id, upload.info.backend.get("multipart")
 
     async def create_direct(self, spec: UploadSpec, kind: str) -> Upload:
         upload = await self.store.create(spec)
@@ -97,16 +101,7 @@ class LocalDirect:
         if info.is_complete:
             return info
         listed = {p.number: (p, path) for p, path in await self._listed_async(info.id)}
-        named = sorted(set(parts))
-        # Clients send ETags quoted or not (Uppy strips the quotes), as S3 accepts both.
-        wrong = [
-            n
-            for n, etag in named
-            if n not in listed or listed[n][0].etag != f'"{etag.strip(chr(34))}"'
-        ]
-        if wrong or not named:
-            raise BadParts(f"parts {wrong[:10] or 'none'} were never uploaded as named")
-        total = sum(listed[n][0].size for n, _ in named)
+        named, total = named_parts(parts, {n: p for n, (p, _) in listed.items()})
         if total > limit:
             await upload.delete()
             raise OverLimit(total, limit)

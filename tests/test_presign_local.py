@@ -4,32 +4,22 @@ browser code works in development. POST policies, part PUTs with ETags, complete
 from __future__ import annotations
 
 import hashlib
-import time
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-import jwt
 import pytest
 from aiohttp.test_utils import TestClient
 
 from server.hooks import Hooks
 from storage import UploadInfo
 from tests.conftest import Backend, ClientFactory, sha256
+from tests.test_presign import ALICE, KEY, bearer
 
 Client = TestClient  # type: ignore[type-arg]
 BACKENDS = ("local",)
-KEY = "local-presign-jwt-key-0123456789abcdefghi"
 SECRET = "local-presign-link-secret-0123456789abcd"
 MIB = 1 << 20
-
-
-def bearer(sub: str, **claims: Any) -> dict[str, str]:
-    body = {"sub": sub, "scope": "upload read", "exp": int(time.time()) + 600, **claims}
-    return {"Authorization": f"Bearer {jwt.encode(body, KEY, algorithm='HS256')}"}
-
-
-ALICE = bearer("alice")
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..base import StoredPart, Upload, UploadInfo, UploadSpec
+from ..direct import named_parts
 from ..errors import BadParts, OverLimit, StorageError
 from ..ids import new_id
 from . import layout
@@ -108,11 +109,7 @@ class S3Direct:
         if info.is_complete:
             return info
         stored = {p.number: p for p in await self.list_direct_parts(upload)}
-        named = sorted(set(parts))
-        missing = [n for n, _ in named if n not in stored]
-        if missing or not named:
-            raise BadParts(f"parts {missing[:10] or 'none'} were never uploaded")
-        total = sum(stored[n].size for n, _ in named)
+        named, total = named_parts(parts, stored)
         if total > limit:
             await upload.delete()  # aborts the multipart upload: no parts left to bill
             raise OverLimit(total, limit)

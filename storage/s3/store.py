@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from ..base import DataStore, StoredPart, Upload, UploadInfo, UploadSpec
+from ..base import DataStore, Upload, UploadInfo, UploadSpec
+from ..direct import DelegatesDirect
 from ..errors import (
     ChecksumMismatch,
     LengthExceeded,
@@ -47,7 +48,9 @@ TOMBSTONE_AGE = 7 * 86400.0
 STRAY_AGE = 3600.0  # a lease or release request with no upload this old is a leftover
 
 
-class S3Store(DataStore):
+class S3Store(DelegatesDirect, DataStore):
+    direct: S3Direct
+
     shared = True
 
     def __init__(
@@ -85,12 +88,6 @@ class S3Store(DataStore):
 
     # -- DirectStore (storage.base): direct.py does the work ------------------------------
 
-    async def create_direct(self, spec: UploadSpec, kind: str) -> Upload:
-        return await self.direct.create_direct(spec, kind)
-
-    def direct_target(self, upload: Upload) -> tuple[str, str, str | None]:
-        return self.direct.direct_target(upload)
-
     async def presign_post(
         self, upload: Upload, content_type: str, limit: int, expires_in: int
     ) -> tuple[str, dict[str, str]]:
@@ -98,20 +95,6 @@ class S3Store(DataStore):
 
     async def presign_part(self, upload: Upload, number: int, expires_in: int) -> str:
         return await self.direct.presign_part(upload, number, expires_in)
-
-    async def list_direct_parts(self, upload: Upload) -> list[StoredPart]:
-        return await self.direct.list_direct_parts(upload)
-
-    async def complete_direct(
-        self, upload: Upload, parts: Sequence[tuple[int, str]], limit: int
-    ) -> UploadInfo:
-        return await self.direct.complete_direct(upload, parts, limit)
-
-    async def recognise_direct(self, upload: Upload, limit: int) -> bool:
-        return await self.direct.recognise_direct(upload, limit)
-
-    async def hash_direct(self, upload: Upload) -> str:
-        return await self.direct.hash_direct(upload)
 
     def key(self, upload_id: str, suffix: str = "") -> str:
         return layout.key(self.prefix, upload_id, suffix)

@@ -5,7 +5,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
-import { chromium } from 'playwright-core'
+import { launchChromium } from './browser.mjs'
 
 // The app's own origin: serves the page, nothing else.
 async function appOrigin() {
@@ -31,11 +31,7 @@ test('EventSource sees progress while a PATCH streams, then complete', async () 
   const uploadUrl = created.headers.get('location')
   const id = uploadUrl.split('/').pop()
 
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  })
+  const browser = await launchChromium()
   try {
     const page = await browser.newPage()
     await page.goto(`${app.url}?events=${encodeURIComponent(`${BASE}/files/${id}/events`)}`)

@@ -3,7 +3,7 @@
 // /s3/ routes. Prints one JSON line per case; tests/test_presign_browser.py checks them.
 import { readFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
-import { chromium } from 'playwright-core'
+import { launchChromium } from './browser.mjs'
 
 const dir = new URL(`./${process.env.UPPY_DIR}/`, import.meta.url)
 const files = {
@@ -17,11 +17,7 @@ const server = createServer((req, res) => {
 })
 await new Promise((resolve) => server.listen(Number(process.env.PAGE_PORT), '127.0.0.1', resolve))
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-})
+const browser = await launchChromium()
 try {
   const page = await browser.newPage()
   page.on('console', (msg) => { if (msg.type() === 'error') console.error('page:', msg.text()) })
