@@ -69,6 +69,13 @@ async def test_a_post_policy_on_disk(
     resp = await client.post(url, data=form(fields, b"x" * 1001))  # over the bound limit
     assert resp.status == 413
     assert (await client.get(f"/files/{file_id}", headers=ALICE)).status == 409  # nothing kept
+    # The link fills this one upload by form POST, and makes nothing else.
+    assert (await client.put(url.replace("/files/?", "/files/x.png?"), data=b"x")).status == 403
+    tus = {"Tus-Resumable": "1.0.0", "Upload-Length": "3"}
+    assert (await client.post(url, headers=tus)).status == 403
+    assert (await client.post(url, data=b"raw body")).status == 400
+    made = [n for n in backend_store.names() if not n.startswith(".") and not n.endswith(".lock")]
+    assert made == [file_id, f"{file_id}.info"]
     data = bytes(range(256)) * 3
     resp = await client.post(url, data=form(fields, data))
     assert resp.status == 201, await resp.text()

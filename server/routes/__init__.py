@@ -6,7 +6,8 @@ this file read aloud. `/healthz`, OPTIONS (tus discovery, CORS preflight) and `/
 
 from aiohttp import web
 
-from ..auth import Need, guarded
+from ..auth import Need, guarded, principal_of
+from ..errors import ApiError
 from ..presign import add_presign_routes
 from ..protocol import links
 from .downloads import get_file
@@ -19,7 +20,9 @@ from .sign import sign
 from .tus import is_tus, method_override, tus_create, tus_delete, tus_head, tus_options, tus_patch
 from .uploads import expect_continue, post_file, put_file
 
+# A `post` link fills one direct upload by form POST; it makes nothing else (see create).
 UPLOAD = Need(("upload",), links=(links.UPLOAD, links.POST))
+PUT = Need(("upload",), links=(links.UPLOAD,))
 RESUME = Need(("upload",), links=(links.RESUME,))  # one tus upload, by its owner
 READ = Need(("read",), links=(links.DOWNLOAD,), public=True)
 LIST = Need(("read",))
@@ -35,6 +38,8 @@ SIGN = Need(("sign",))
 # One URL space serves both one-shot files and tus uploads: a request carrying
 # Tus-Resumable is tus, as tusd and @tus/server decide it.
 async def create(request: web.Request) -> web.StreamResponse:
+    if principal_of(request).link_kind == links.POST and is_tus(request):
+        raise ApiError(403, "bad_signature", "this link fills one upload by form POST")
     return await (tus_create if is_tus(request) else post_file)(request)
 
 
@@ -60,10 +65,10 @@ def add_routes(app: web.Application) -> None:
     for collection in ("/files", "/files/"):
         r.add_post(collection, guarded(UPLOAD, create), expect_handler=expect_continue(UPLOAD))
         # curl -T - URL/files/
-        r.add_put(collection, guarded(UPLOAD, put_file), expect_handler=expect_continue(UPLOAD))
+        r.add_put(collection, guarded(PUT, put_file), expect_handler=expect_continue(PUT))
         r.add_get(collection, guarded(LIST, list_files))
         r.add_route("OPTIONS", collection, tus_options)
-    r.add_put("/files/{name}", guarded(UPLOAD, put_file), expect_handler=expect_continue(UPLOAD))
+    r.add_put("/files/{name}", guarded(PUT, put_file), expect_handler=expect_continue(PUT))
     r.add_get("/files/{id}", guarded(READ, get_file), allow_head=False)
     r.add_route("HEAD", "/files/{id}", guarded(head_need, head))
     r.add_patch("/files/{id}", guarded(RESUME, tus_patch), expect_handler=expect_continue(RESUME))
