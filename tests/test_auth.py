@@ -676,6 +676,8 @@ async def test_every_route_is_guarded_but_the_open_ones(make_client: ClientFacto
     assert open_routes == {
         ("GET", "/healthz"),
         ("HEAD", "/healthz"),
+        ("GET", "/api/config"),
+        ("HEAD", "/api/config"),
         ("OPTIONS", "/files"),
         ("OPTIONS", "/files/"),
         ("OPTIONS", "/files/{id}"),
@@ -684,3 +686,17 @@ async def test_every_route_is_guarded_but_the_open_ones(make_client: ClientFacto
     }
     assert (await client.get("/healthz")).status == 200
     assert (await client.options("/files/")).status == 204
+
+
+async def test_api_config_tells_a_client_what_it_needs(make_client: ClientFactory) -> None:
+    client = await jwt_client(make_client, max_upload_size=1 << 30)
+    resp = await client.get("/api/config")  # no token: a client asks this first
+    assert resp.status == 200
+    config = await resp.json()
+    assert config["auth"] == "jwt" and config["public_downloads"] is False
+    assert config["limits"] == {"max_request_size": 100 * 1024**2, "max_upload_size": 1 << 30}
+    assert config["tus"]["endpoint"] == "/files/" and "creation" in config["tus"]["extensions"]
+    assert config["direct_uploads"]["enabled"] is True and config["signed_links"] is True
+    assert config["direct_uploads"]["endpoint"] == "/s3"
+    bare = await (await make_client()).get("/api/config")
+    assert (await bare.json())["auth"] == "none"

@@ -1,7 +1,7 @@
 """URL map. Each module under routes/ is one HTTP concern; this file only wires them, and
 says what each route needs (server/auth): the table of routes and scopes in the README is
-this file read aloud. `/healthz`, OPTIONS (tus discovery, CORS preflight) and `/proxy`
-(whose links are their own signature) are the only routes without a guard.
+this file read aloud. `/healthz`, `/api/config`, OPTIONS (tus discovery, CORS preflight)
+and `/proxy` (whose links are their own signature) are the only routes without a guard.
 """
 
 from aiohttp import web
@@ -10,6 +10,7 @@ from ..auth import Need, guarded, principal_of
 from ..errors import ApiError
 from ..presign import add_presign_routes
 from ..protocol import links
+from .config import api_config
 from .downloads import get_file
 from .events import file_events, progress_events
 from .files import delete_file, list_files
@@ -62,6 +63,7 @@ def delete_need(request: web.Request) -> Need:
 def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/healthz", healthz)
+    r.add_get("/api/config", api_config)
     for collection in ("/files", "/files/"):
         r.add_post(collection, guarded(UPLOAD, create), expect_handler=expect_continue(UPLOAD))
         # curl -T - URL/files/
