@@ -12,6 +12,7 @@ import signal
 import socket
 import sys
 import time
+from pathlib import Path
 from typing import NoReturn
 
 from aiohttp import web
@@ -62,6 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
     sign_upload.add_argument("--type", dest="upload_type", help="only this type, e.g. video/*")
     sign_upload.add_argument("--owner", help="who the uploads will belong to")
     add_settings(sign_upload)
+    up = commands.add_parser("upload", help="upload files, resumably (tus), with progress")
+    up.add_argument("files", nargs="+", type=Path, help="the files")
+    up.add_argument("--server", required=True, help="spigot's URL, or an upload link")
+    add_transfer_options(up)
+    down = commands.add_parser("download", help="download a file in parallel ranges, resumably")
+    down.add_argument("url", help="the file's URL (or a signed download link)")
+    down.add_argument("-o", "--output", type=Path, help="where to write it (default: its id)")
+    add_transfer_options(down)
     s3 = commands.add_parser("s3", help="bucket set-up for direct uploads")
     s3_commands = s3.add_subparsers(dest="s3_command", required=True, parser_class=_OneLineParser)
     cors = s3_commands.add_parser("cors", help="write (or --check) the bucket CORS browsers need")
@@ -71,6 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     cors.add_argument("--check", action="store_true", help="only report what is missing")
     add_settings(cors)
     return parser
+
+
+def add_transfer_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--token", help="a bearer token [env SPIGOT_TOKEN]")
+    parser.add_argument("-j", "--jobs", type=int, default=4, help="transfers or ranges at once")
+    parser.add_argument(
+        "--limit-rate", default="0", help="at most this many bytes a second, e.g. 10MB (as curl)"
+    )
 
 
 def add_settings(parser: argparse.ArgumentParser) -> None:
@@ -98,6 +115,8 @@ def add_settings(parser: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in ("upload", "download"):
+        raise SystemExit(transfer(parser, args))
     try:
         settings = Settings.resolve(vars(args), os.environ)
     except SettingError as exc:
@@ -181,6 +200,38 @@ def sign_upload(settings: Settings, args: argparse.Namespace) -> str:
     except (SettingError, ValueError) as exc:
         raise SystemExit(f"spigot: error: {exc}") from None
     return f"{base_url(settings)}/files/?{query}"
+
+
+def transfer(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """`spigot upload` and `spigot download`: 0 when done, 1 when a transfer failed."""
+    from .client.download import download
+    from .client.progress import board
+    from .client.upload import TransferFailed, upload
+
+    try:
+        rate = parse_size(args.limit_rate)
+    except SettingError as exc:
+        parser.exit(2, f"spigot: error: --limit-rate: {exc}\n")
+    token = args.token or os.environ.get("SPIGOT_TOKEN")
+    try:
+        with board() as progress:
+            if args.command == "upload":
+                for done in upload(args.files, args.server, token, args.jobs, rate, progress):
+                    resumed = f", resumed at {done.resumed_at}" if done.resumed_at else ""
+                    print(f"{done.url}\t{done.path}\tsent {done.sent} bytes{resumed}", flush=True)
+            else:
+                output = args.output or Path(args.url.split("?", 1)[0].rstrip("/").rsplit("/")[-1])
+                resumed_at, digest = download(args.url, output, token, args.jobs, rate, progress)
+                checked = f"sha256 {digest} checked" if digest else "no sha256 to check"
+                resumed = f", resumed at {resumed_at}" if resumed_at else ""
+                print(f"{output}\t{checked}{resumed}", flush=True)
+    except TransferFailed as exc:
+        print(f"spigot: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("spigot: interrupted; run the same command again to resume", file=sys.stderr)
+        return 1
+    return 0
 
 
 def bucket_cors(settings: Settings, origins: list[str], check: bool) -> int:

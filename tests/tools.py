@@ -26,6 +26,7 @@ PACKAGES = {
     "npm": "npm",
     "chromium": "chromium",
     "util-linux": "unshare",
+    "tmux": "tmux",
 }
 _BY_EXECUTABLE = {exe: pkg for pkg, exe in PACKAGES.items()}
 _apt_updated = False
