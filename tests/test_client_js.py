@@ -11,22 +11,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, SpigotProcess, start_spigot, stop_spigot
-from tests.tools import require
+from tests.tools import npm_ci, require
 
 PACKAGE = ROOT / "client_js"
 
 
-def npm_ci() -> None:
-    if (PACKAGE / "node_modules" / "typescript").is_dir():
-        return
-    done = subprocess.run(
-        [require("npm"), "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=PACKAGE,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+def install() -> None:
+    npm_ci(PACKAGE, "typescript", "tus-js-client", "hash-wasm")
 
 
 @pytest.fixture
@@ -37,7 +28,7 @@ def server(data_dir: Path) -> Iterator[SpigotProcess]:
 
 
 def test_types_check_with_tsc() -> None:
-    npm_ci()
+    install()
     done = subprocess.run(
         [str(PACKAGE / "node_modules" / ".bin" / "tsc"), "--noEmit", "-p", "."],
         cwd=PACKAGE,
@@ -49,7 +40,7 @@ def test_types_check_with_tsc() -> None:
 
 
 def test_client_under_node(server: SpigotProcess) -> None:
-    npm_ci()
+    install()
     done = subprocess.run(
         [require("node"), "--test", "--test-timeout=60000", "test/"],
         cwd=PACKAGE,

@@ -29,7 +29,7 @@ from tests.conftest import FAKE_AWS, SpigotProcess, start_spigot, stop_spigot
 from tests.test_auth_process import get
 from tests.test_cli import run_cli
 from tests.test_tus_js import NODE_DIR, npm_install
-from tests.tools import require
+from tests.tools import npm_ci, require
 
 JWT_KEY = "browser-test-jwt-key-0123456789abcdefghij"
 MIB = 1 << 20
@@ -91,16 +91,7 @@ def strict_moto() -> Iterator[str]:
 
 
 def build(uppy_dir: Path) -> None:
-    npm = require("npm")
-    if not (uppy_dir / "node_modules" / "esbuild").is_dir():
-        done = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=uppy_dir,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
+    npm_ci(uppy_dir, "esbuild", "@uppy/core", "@uppy/aws-s3")
     done = subprocess.run(
         [
             str(uppy_dir / "node_modules" / ".bin" / "esbuild"),

@@ -8,23 +8,14 @@ import subprocess
 from pathlib import Path
 
 from tests.conftest import SpigotProcess, start_spigot, stop_spigot
-from tests.tools import require
+from tests.tools import npm_ci, require
 
 NODE_DIR = Path(__file__).with_name("node")
 
 
 def npm_install() -> None:
     """Install the pinned JavaScript clients (package-lock.json) once per checkout."""
-    if all((NODE_DIR / "node_modules" / p).is_dir() for p in ("tus-js-client", "playwright-core")):
-        return
-    result = subprocess.run(
-        [require("npm"), "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=NODE_DIR,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    npm_ci(NODE_DIR, "tus-js-client", "playwright-core")
 
 
 def node_test(spigot: SpigotProcess, script: str, passes: int, **env: str) -> None:

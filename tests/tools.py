@@ -63,6 +63,24 @@ def require(executable: str) -> str:
     return path
 
 
+def npm_ci(directory: object, *needed: str) -> None:
+    """Install a directory's pinned npm packages (its package-lock.json) unless every one of
+    `needed` is already in its node_modules."""
+    from pathlib import Path
+
+    where = Path(str(directory))
+    if needed and all((where / "node_modules" / p).is_dir() for p in needed):
+        return
+    done = subprocess.run(
+        [require("npm"), "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=where,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def main(packages: list[str]) -> None:
     missing = [p for p in packages if _executable(PACKAGES.get(p, p)) is None]
     if missing:
