@@ -613,6 +613,9 @@ async def test_hook_mode(make_client: ClientFactory, session_app: tuple[SessionA
     assert len(app_state.calls) == 2  # refusals are cached too
     admin = {"Cookie": "sid=s-admin"}
     assert (await client.delete(f"/files/{upload['id']}", headers=admin)).status == 204
+    # The header reaches the application as sent, whatever its scheme.
+    await client.get("/files/", headers={"Authorization": "Basic dXNlcjpwYXNz"})
+    assert app_state.calls[-1]["authorization"] == "Basic dXNlcjpwYXNz"
 
 
 async def test_hook_down_or_slow_fails_closed(
@@ -700,3 +703,15 @@ async def test_api_config_tells_a_client_what_it_needs(make_client: ClientFactor
     assert config["direct_uploads"]["endpoint"] == "/s3"
     bare = await (await make_client()).get("/api/config")
     assert (await bare.json())["auth"] == "none"
+
+
+async def test_the_deprecated_import_token_grants_import_only(
+    make_client: ClientFactory,
+    origin: Origin,  # noqa: F811
+) -> None:
+    legacy = "a-legacy-import-token-16+"
+    client = await jwt_client(make_client, import_token=legacy, proxy_allow_private=True)
+    resp = await client.post("/imports", json={"url": origin.url()}, headers=bearer(legacy))
+    assert resp.status == 202
+    resp = await client.get("/files/", headers=bearer(legacy))
+    assert resp.status == 401 and await error(resp) == "invalid_token"  # not a JWT: no more

@@ -53,31 +53,38 @@ class Authenticator:
         )
 
     async def identify(self, request: web.Request, need: Need) -> Principal:
+        if self._legacy_import(request, need):
+            return Principal(sub=None, scopes=frozenset({"import"}))
+        if self.hook is not None:
+            # The application decides, on the header as sent (Basic, a session scheme...).
+            raw = request.headers.get("Authorization")
+            if raw is None and need.query_token and request.query.get("access_token"):
+                raw = f"Bearer {request.query['access_token']}"
+            return await self.hook.identify(request, raw)
         try:
             token = bearer_token(request.headers.get("Authorization"))
         except BadAuthorization as exc:
             raise errors.invalid_request(str(exc)) from None
         if token is None and need.query_token:
             token = request.query.get("access_token") or None
-        legacy = self.import_token
-        # Deprecated: the one token of --import-token grants the import scope alone.
-        if (
-            legacy
-            and token is not None
-            and "import" in need.scopes
-            and hmac.compare_digest(token.encode(), legacy.encode())
-        ):
-            return Principal(sub=None, scopes=frozenset({"import"}))
         if self.mode == "none":
-            if legacy and need.legacy_import:
+            if self.import_token and need.legacy_import:
                 raise errors.missing() if token is None else errors.invalid_token("unknown token")
             return OPEN
-        if self.hook is not None:
-            return await self.hook.identify(request, f"Bearer {token}" if token else None)
         if token is None:
             raise errors.missing()
         assert self.jwt is not None
         return await self.jwt.verify(token)
+
+    def _legacy_import(self, request: web.Request, need: Need) -> bool:
+        """Deprecated: the one token of --import-token grants the import scope alone."""
+        if not self.import_token or "import" not in need.scopes:
+            return False
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.strip().partition(" ")
+        if scheme.lower() != "bearer":
+            return False
+        return hmac.compare_digest(token.strip().encode(), self.import_token.encode())
 
 
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
