@@ -31,7 +31,13 @@ def describe(info: UploadInfo, url: str) -> dict[str, Any]:
 
 def complete_event(info: UploadInfo, url: str) -> dict[str, Any]:
     """The data of a `complete` event, the same wherever an upload finishes."""
-    return {"id": info.id, "url": url, "size": info.length, "sha256": info.sha256}
+    return {
+        "id": info.id,
+        "url": url,
+        "name": info.name,
+        "size": info.length,
+        "sha256": info.sha256,
+    }
 
 
 class Lifecycle:

@@ -10,6 +10,7 @@ from storage import UploadInfo
 
 from .context import settings_of
 from .protocol.forwarded import base_url
+from .protocol.media import served_type
 
 
 def public_base(request: web.Request) -> str:
@@ -33,7 +34,7 @@ def file_json(info: UploadInfo, url: str) -> dict[str, Any]:
         "size": info.length,
         "sha256": info.sha256,
         "url": url,
-        "content_type": info.content_type,
+        "content_type": served_type(info.content_type, info.name or info.id),  # as GET sends it
         "created": info.created,
         "owner": info.owner,
     }

@@ -3,14 +3,17 @@ its tests run under Node 20 against a real spigot process."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT, SpigotProcess, start_spigot, stop_spigot
+from tests.test_presign_browser import free_port
 from tests.tools import npm_ci, require
 
 PACKAGE = ROOT / "client_js"
@@ -39,15 +42,33 @@ def test_types_check_with_tsc() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_client_under_node(server: SpigotProcess) -> None:
+@pytest.fixture
+def s3_server(data_dir: Path, s3_spigot_args: tuple[str, ...]) -> Iterator[SpigotProcess]:
+    """Over moto's S3, where direct uploads are on: the client sends parts to the bucket."""
+    spigot = start_spigot(data_dir / "s3", *s3_spigot_args, "--temp-dir", str(data_dir / "spool"))
+    yield spigot
+    stop_spigot(spigot)
+
+
+def test_client_under_node(server: SpigotProcess, s3_server: SpigotProcess, data_dir: Path) -> None:
     install()
+    port = free_port()  # a spigot the tests kill and restart themselves, on a fixed port
+    killable = [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1"]
+    killable += ["--port", str(port), "--storage", str(data_dir / "killable")]
     done = subprocess.run(
-        [require("node"), "--test", "--test-timeout=60000", "test/"],
+        [require("node"), "--test", "--test-timeout=120000", "test/"],
         cwd=PACKAGE,
         capture_output=True,
         text=True,
-        timeout=300,
-        env={**os.environ, "SPIGOT_URL": server.url},
+        timeout=400,
+        env={
+            **os.environ,
+            "SPIGOT_URL": server.url,
+            "S3_SPIGOT_URL": s3_server.url,
+            "SPIGOT_CMD": json.dumps(killable),
+            "KILLABLE_URL": f"http://127.0.0.1:{port}",
+        },
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "# pass 7" in done.stdout and "# fail 0" in done.stdout, done.stdout
+    for line in ("# pass 13", "# fail 0", "# skipped 0"):
+        assert line in done.stdout, done.stdout

@@ -24,21 +24,64 @@ export interface UploadOptions {
   /** where interrupted uploads are remembered (tus-js-client's; localStorage by default) */
   urlStorage?: UrlStorage
   onProgress?: (bytesSent: number, bytesTotal: number | null) => void
+  /** stops the upload for good; what the server has stays, so a later upload() resumes */
   signal?: AbortSignal
+  /** 'auto' (default): straight to S3 where the server's storage is S3; else tus */
+  direct?: boolean | 'auto'
+  /** the server's GET /api/config, if already read */
+  config?: Config
+  /** direct uploads: bytes per part (at least 5 MiB; default 8 MiB) */
+  partSize?: number
 }
 
 export interface UploadHandle {
-  finished: Promise<{ url: string }>
+  /** settles when the upload is complete, or fails; after a failure resume() gives a new one */
+  readonly finished: Promise<{ url: string }>
+  /** the upload's URL, once the server has made it */
+  readonly url: string | undefined
   pause(): void
-  resume(): void
+  resume(): Promise<{ url: string }>
+  /** stops, and removes what the server has */
+  cancel(): Promise<void>
+}
+
+export interface Unfinished {
+  /** tus-js-client's URL storage key */
+  key: string
+  name: string | null
+  size: number | null
+  /** ms since the epoch */
+  started: number | null
+  uploadUrl: string | null
+}
+
+export interface Me {
+  sub: string | null
+  scopes: string[]
+  admin: boolean
+  max_upload_size: number | null
+}
+
+export interface FileInfo {
+  id: string
+  name: string | null
+  size: number
+  sha256: string | null
+  url: string
+  content_type: string | null
+  created: number
+  owner: string | null
 }
 
 export interface DownloadOptions {
   token?: string
   /** Node: write here; browsers get a Blob */
   output?: string
-  retries?: number
+  /** waits before each retry after a network or server error (default 0, 1, 2, 4, 8 s) */
+  retryDelays?: number[]
   onProgress?: (bytesReceived: number, bytesTotal: number) => void
+  /** before each retry: what failed, and the bytes kept, from which it goes on */
+  onRetry?: (error: Error, bytesReceived: number) => void
   signal?: AbortSignal
 }
 
@@ -72,8 +115,26 @@ export class SpigotError extends Error {
   constructor(message: string, status?: number)
 }
 
-export function getConfig(server: string, options?: { token?: string; signal?: AbortSignal }): Promise<Config>
+interface Call {
+  token?: string
+  signal?: AbortSignal
+}
+
+export function getConfig(server: string, options?: Call): Promise<Config>
+export function whoami(server: string, options?: Call): Promise<Me>
+export function listFiles(server: string, options?: Call): AsyncGenerator<FileInfo>
+export function deleteFile(fileUrl: string, options?: Call): Promise<void>
+export function signLink(
+  server: string,
+  id: string,
+  options?: Call & { expiresIn?: string | number },
+): Promise<{ url: string; expires: number }>
 export function upload(file: Blob | File | Uint8Array | Readable, options: UploadOptions): UploadHandle
+export function unfinishedUploads(options?: { urlStorage?: UrlStorage }): Promise<Unfinished[]>
+export function forgetUpload(
+  unfinished: Unfinished,
+  options?: { urlStorage?: UrlStorage; token?: string; terminate?: boolean },
+): Promise<void>
 export function download(url: string, options?: DownloadOptions): Promise<Downloaded>
 export function events(server: string, id: string, options?: EventsOptions): AsyncGenerator<SpigotEvent>
 export function parseFrame(frame: string): SpigotEvent | null
@@ -81,4 +142,4 @@ export function importUrl(
   server: string,
   url: string,
   options?: ImportOptions,
-): Promise<{ id: string; url: string; size: number; sha256: string | null }>
+): Promise<FileInfo>

@@ -7,7 +7,10 @@ import { createServer } from 'node:http'
 import { mkdtemp, readFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { download, events, getConfig, importUrl, parseFrame, upload } from '../src/index.js'
+import { spawn } from 'node:child_process'
+import {
+  deleteFile, download, events, getConfig, importUrl, listFiles, parseFrame, signLink, upload, whoami,
+} from '../src/index.js'
 
 const SERVER = process.env.SPIGOT_URL
 const sha256 = (buf) => createHash('sha256').update(buf).digest('hex')
@@ -139,4 +142,126 @@ test('importUrl reports progress and resolves with the file', async () => {
   } finally {
     origin.close()
   }
+})
+
+test('an AbortSignal stops the upload for good; what the server has stays', async () => {
+  const controller = new AbortController()
+  const handle = upload(data, {
+    server: SERVER,
+    chunkSize: 1024 * 1024,
+    signal: controller.signal,
+    onProgress: (sent) => { if (sent >= 1024 * 1024) controller.abort() },
+  })
+  await assert.rejects(handle.finished, /aborted/)
+  const url = handle.url
+  assert.match(url, /\/files\/[\w-]{22}$/)
+  const offset = async () => Number((await fetch(url, { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0' } })).headers.get('upload-offset'))
+  const stopped = await offset()
+  await new Promise((r) => setTimeout(r, 300))
+  assert.equal(await offset(), stopped)
+  assert.ok(stopped >= 1024 * 1024 && stopped < data.length, `offset ${stopped}`)
+})
+
+test('cancel stops the upload and removes it from the server', async () => {
+  const handle = upload(data, {
+    server: SERVER,
+    chunkSize: 1024 * 1024,
+    onProgress: (sent) => { if (sent >= 1024 * 1024) handle.cancel() },
+  })
+  await assert.rejects(handle.finished, /cancelled/)
+  const head = await fetch(handle.url, { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0' } })
+  assert.equal(head.status, 410) // terminated: tus's Gone
+})
+
+test('a download whose bytes do not match the sha256 spigot reports is refused', async () => {
+  const lying = await serve((req, res) => {
+    res.writeHead(200, { 'Content-Length': String(data.length), ETag: `"${sha256(Buffer.from('other'))}"` })
+    res.end(data)
+  })
+  try {
+    await assert.rejects(download(`${lying.url}/f`), /sha256 is [0-9a-f]{64}, not [0-9a-f]{64}/)
+  } finally {
+    lying.close()
+  }
+})
+
+test('the file list streams, links are signed, delete removes', async () => {
+  const { url } = await upload(Buffer.from('listed bytes'), { server: SERVER, metadata: { filename: 'listed.txt' } }).finished
+  const id = url.split('/').pop()
+  const listed = []
+  for await (const file of listFiles(SERVER)) listed.push(file)
+  const mine = listed.find((f) => f.id === id)
+  assert.deepEqual([mine.name, mine.size, mine.content_type, mine.url], ['listed.txt', 12, 'text/plain', url])
+  assert.deepEqual(await whoami(SERVER), {
+    sub: null, scopes: ['admin', 'delete', 'import', 'read', 'sign', 'upload'], admin: true, max_upload_size: null,
+  })
+  await assert.rejects(signLink(SERVER, id), (e) => e.status === 403 && /--secret/.test(e.message))
+  await deleteFile(url)
+  assert.equal((await fetch(url)).status, 404)
+})
+
+test('a download goes on after spigot is killed mid-transfer and restarted', { skip: !process.env.SPIGOT_CMD }, async () => {
+  const killable = process.env.KILLABLE_URL
+  const command = JSON.parse(process.env.SPIGOT_CMD)
+  const run = async () => {
+    const child = spawn(command[0], command.slice(1), { stdio: 'ignore' })
+    for (let i = 0; i < 200; i++) {
+      try { if ((await fetch(`${killable}/healthz`)).ok) return child } catch {}
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    throw new Error('spigot did not start')
+  }
+  let spigot = await run()
+  try {
+    const big = randomBytes(192 * 1024 * 1024)
+    const { url } = await upload(big, { server: killable, chunkSize: 64 * 1024 * 1024 }).finished
+    let killed = null
+    const retries = []
+    const output = join(dir, 'killed.bin')
+    const got = await download(url, {
+      output,
+      retryDelays: [300, 1000, 2000, 4000],
+      onProgress: (received) => {
+        if (killed === null && received >= 1024 * 1024) {
+          killed = received
+          spigot.kill('SIGKILL')
+          spigot.once('exit', async () => { spigot = await run() })
+        }
+      },
+      onRetry: (error, received) => retries.push(received),
+    })
+    assert.ok(retries.length >= 1 && retries[0] < big.length, `retried at ${retries}`)
+    assert.deepEqual([got.size, got.sha256, got.verified], [big.length, sha256(big), true])
+    assert.equal(sha256(await readFile(output)), sha256(big))
+  } finally {
+    spigot.kill('SIGKILL')
+  }
+})
+
+test('straight to S3 through the /s3/ routes, where spigot offers it, with pause and resume', { skip: !process.env.S3_SPIGOT_URL }, async () => {
+  const s3 = process.env.S3_SPIGOT_URL
+  const config = await getConfig(s3)
+  assert.deepEqual(config.direct_uploads, { enabled: true, endpoint: '/s3', storage: 's3' })
+  const body = randomBytes(12 * 1024 * 1024 + 7)
+  const seen = []
+  let paused = false
+  const handle = upload(body, {
+    server: s3,
+    partSize: 5 * 1024 * 1024,
+    metadata: { filename: 'direct.bin' },
+    onProgress: (sent) => {
+      seen.push(sent)
+      if (!paused && sent >= 5 * 1024 * 1024) {
+        paused = true
+        handle.pause()
+        setTimeout(() => handle.resume(), 200)
+      }
+    },
+  })
+  const { url } = await handle.finished
+  assert.ok(paused)
+  assert.ok(new Set(seen).size >= 3 && seen.at(-1) === body.length, `progress ${seen}`)
+  const resp = await fetch(url)
+  assert.match(resp.headers.get('etag'), /-3"$/) // S3's multipart ETag: three parts, sent directly
+  assert.equal(sha256(Buffer.from(await resp.arrayBuffer())), sha256(body))
 })

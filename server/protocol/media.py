@@ -10,6 +10,7 @@ opaque origin; passive types (images, video, PDF) are left alone.
 from __future__ import annotations
 
 import fnmatch
+import mimetypes
 import re
 
 # Types that describe how a body was sent, not what the file is.
@@ -36,6 +37,12 @@ def declared_media_type(value: str | None) -> str | None:
     if essence in _TRANSPORT or len(value) > 200 or not _MEDIA_TYPE.fullmatch(value):
         return None
     return value
+
+
+def served_type(declared: str | None, name: str) -> str:
+    """The Content-Type a download sends: the declared type, else the name's, else bytes."""
+    guessed, _ = mimetypes.guess_type(name, strict=False)
+    return declared or guessed or "application/octet-stream"
 
 
 def is_active(content_type: str) -> bool:

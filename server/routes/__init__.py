@@ -1,21 +1,25 @@
 """URL map. Each module under routes/ is one HTTP concern; this file only wires them, and
 says what each route needs (server/auth): the table of routes and scopes in the README is
-this file read aloud. `/healthz`, `/api/config`, OPTIONS (tus discovery, CORS preflight)
-and `/proxy` (whose links are their own signature) are the only routes without a guard.
+this file read aloud. The page (`/`, `/static/`), `/healthz`, `/api/config`, OPTIONS (tus
+discovery, CORS preflight) and `/proxy` (whose links are their own signature) are the only
+routes without a guard.
 """
 
 from aiohttp import web
 
 from ..auth import Need, guarded, principal_of
+from ..auth.principal import SCOPES
 from ..errors import ApiError
 from ..presign import add_presign_routes
 from ..protocol import links
+from ..web import add_web_routes
 from .config import api_config
 from .downloads import get_file
 from .events import file_events, progress_events
 from .files import delete_file, list_files
 from .health import healthz
 from .imports import create_import, import_events, import_status, importer
+from .me import api_me
 from .proxy import proxy, upstream_session
 from .sign import sign
 from .tus import is_tus, method_override, tus_create, tus_delete, tus_head, tus_options, tus_patch
@@ -34,6 +38,7 @@ IMPORT = Need(("import",), legacy_import=True)
 IMPORT_STATUS = Need(("import",))
 IMPORT_EVENTS = Need(("import",), query_token=True)
 SIGN = Need(("sign",))
+ANYONE = Need(tuple(sorted(SCOPES)))  # any valid credential: it asks who it is
 
 
 # One URL space serves both one-shot files and tus uploads: a request carrying
@@ -64,6 +69,7 @@ def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/healthz", healthz)
     r.add_get("/api/config", api_config)
+    r.add_get("/api/me", guarded(ANYONE, api_me))
     for collection in ("/files", "/files/"):
         r.add_post(collection, guarded(UPLOAD, create), expect_handler=expect_continue(UPLOAD))
         # curl -T - URL/files/
@@ -89,3 +95,4 @@ def add_routes(app: web.Application) -> None:
     app.cleanup_ctx.append(importer)
     r.add_post("/sign", guarded(SIGN, sign))
     add_presign_routes(app)
+    add_web_routes(app)  # the page at / (open: it asks for a token itself)

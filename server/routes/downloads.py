@@ -9,7 +9,6 @@ backend is a local file, otherwise the backend's bounded async reader with real 
 from __future__ import annotations
 
 import asyncio
-import mimetypes
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -24,7 +23,7 @@ from ..errors import ApiError
 from ..presign import recognise
 from ..protocol import byteranges, conditional, disposition
 from ..protocol.conditional import Outcome, Validators
-from ..protocol.media import is_active
+from ..protocol.media import is_active, served_type
 from ..protocol.ranges import ByteRange, Unsatisfiable, parse_range
 from ..responses import public_base
 
@@ -58,8 +57,7 @@ def _representation(
     # The content of a finished upload never changes, so its sha256 (or, for a direct
     # upload, the backend's ETag) is a strong validator.
     v = Validators(etag=etag, last_modified=datetime.fromtimestamp(int(completed), UTC))
-    guessed, _ = mimetypes.guess_type(name, strict=False)
-    content_type = declared_type or guessed or "application/octet-stream"
+    content_type = served_type(declared_type, name)
     return Representation(
         validators=v,
         last_modified=v.http_last_modified(),
