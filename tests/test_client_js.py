@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import ROOT, SpigotProcess, start_spigot, stop_spigot
 from tests.test_presign_browser import free_port
+from tests.test_tus_js import NODE_DIR, npm_install
 from tests.tools import npm_ci, require
 
 PACKAGE = ROOT / "client_js"
@@ -72,3 +73,31 @@ def test_client_under_node(server: SpigotProcess, s3_server: SpigotProcess, data
     assert done.returncode == 0, done.stdout + done.stderr
     for line in ("# pass 13", "# fail 0", "# skipped 0"):
         assert line in done.stdout, done.stdout
+
+
+def test_client_in_chromium(server: SpigotProcess) -> None:
+    """The browser build, as the page loads it: an upload that survives a reload, a Blob
+    download checked by hash-wasm, events."""
+    npm_install()  # playwright-core
+    require("chromium")
+    done = subprocess.run(
+        [require("node"), "client-browser.mjs"],
+        cwd=NODE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "SPIGOT_URL": server.url},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["errors"] == []
+    assert seen["unfinishedAfterReload"] == [["browser-client.bin", 24 << 20]]
+    assert seen["resumedFrom"] >= 8 << 20  # went on from what the server had
+    assert seen["unfinishedAtEnd"] == 0
+    assert seen["downloaded"] == {
+        "size": 24 << 20,
+        "sha256": seen["expected"],
+        "verified": True,
+        "blobSha256": seen["expected"],
+    }
+    assert seen["events"][-1] == "complete"
