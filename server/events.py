@@ -101,7 +101,9 @@ class UploadEvents:
 
 class ProgressMeter:
     """Publishes `progress` at most every `interval` seconds while bytes flow, so readers
-    see an upload move during a long PATCH, not only when it ends."""
+    see an upload move during a long PATCH, not only when it ends. Bytes that arrive inside
+    an interval are published at its end even if no more follow: a client that pauses
+    mid-body is seen where it paused, not where the last event happened to fall."""
 
     def __init__(
         self,
@@ -118,19 +120,30 @@ class ProgressMeter:
         self._length = length
         self._interval = interval
         self._next = 0.0
+        self._trailing: asyncio.TimerHandle | None = None
 
     def add(self, n: int) -> None:
         self.offset += n
         now = time.monotonic()
         if now >= self._next:
-            self._next = now + self._interval
             self.publish()
+        elif self._trailing is None:
+            self._trailing = asyncio.get_running_loop().call_later(self._next - now, self.publish)
 
     def publish(self) -> None:
+        if self._trailing is not None:
+            self._trailing.cancel()
+            self._trailing = None
+        self._next = time.monotonic() + self._interval
         for topic in self._topics:
             self._events.publish(topic, "progress", {"offset": self.offset, "length": self._length})
 
     async def wrap(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        async for chunk in chunks:
-            self.add(len(chunk))
-            yield chunk
+        try:
+            async for chunk in chunks:
+                self.add(len(chunk))
+                yield chunk
+        finally:  # the caller publishes what was kept; nothing may follow that
+            if self._trailing is not None:
+                self._trailing.cancel()
+                self._trailing = None

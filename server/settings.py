@@ -108,6 +108,12 @@ def parse_public_url(value: str) -> str | None:
     return value.rstrip("/")
 
 
+def parse_accel_prefix(value: str) -> str:
+    if not re.fullmatch(r"/[A-Za-z0-9._~/-]*/", value) or "//" in value or "/../" in value:
+        raise SettingError(f"{value!r} is not a location prefix like /_spigot_files/")
+    return value
+
+
 def parse_log_level(value: str) -> str:
     level = value.strip().upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -266,6 +272,13 @@ class Settings:
     )
     s3_redirect_downloads: bool = _option(
         False, parse_bool, "answer GET /files/{id} with a 302 to a presigned S3 URL", flag=True
+    )
+    accel_redirect: str | None = _option(
+        None,
+        parse_accel_prefix,
+        "local disk behind nginx: after its checks, GET answers with X-Accel-Redirect to "
+        "PREFIX + the file's path under the storage directory (deploy/nginx/spigot.conf)",
+        "PREFIX",
     )
     s3_redirect_expires: float = _option(
         900.0, parse_duration, "how long a presigned download URL stays valid", "TIME"
