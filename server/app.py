@@ -11,6 +11,7 @@ from storage import DataStore
 from . import cors
 from .auth import authenticator_lifecycle
 from .context import LIFECYCLE, SETTINGS, STORE
+from .drain import DRAIN, Drain
 from .errors import json_errors
 from .hooks import Hooks, WebHook
 from .lifecycle import Lifecycle
@@ -27,8 +28,12 @@ def create_app(settings: Settings, store: DataStore, hooks: Hooks | None = None)
     """The application. `hooks` are Python callables for embedders (see server.hooks)."""
     # CORS costs a middleware and a response hook on every request, so it is wired in only
     # when origins are configured.
-    middlewares = [cors.preflight, json_errors] if settings.cors_origin else [json_errors]
+    drain = Drain()
+    middlewares = [drain.middleware, json_errors]
+    if settings.cors_origin:
+        middlewares.insert(1, cors.preflight)
     app = web.Application(middlewares=middlewares, handler_args={"read_bufsize": READ_BUFSIZE})
+    app[DRAIN] = drain
     if settings.cors_origin:
         app.on_response_prepare.append(cors.add_headers)
     app[SETTINGS] = settings
@@ -40,8 +45,14 @@ def create_app(settings: Settings, store: DataStore, hooks: Hooks | None = None)
     if webhook is not None:
         app.cleanup_ctx.append(_webhook_lifecycle(webhook))
     app.cleanup_ctx.append(sweeper)
+    app.on_shutdown.append(_end_event_streams)
     add_routes(app)
     return app
+
+
+async def _end_event_streams(app: web.Application) -> None:
+    """First thing on shutdown: event streams would otherwise hold the drain to its end."""
+    app[LIFECYCLE].events.close()
 
 
 def _webhook_lifecycle(webhook: WebHook) -> Callable[[web.Application], AsyncIterator[None]]:

@@ -22,11 +22,14 @@ from storage.errors import StorageUnavailable
 from .accesslog import AccessLogger
 from .app import create_app
 from .auth.exposure import exposure_problem
+from .drain import DRAIN
 from .protocol import links
 from .protocol.signing import signed_query
 from .protocol.ssrf import Refused, check_url
 from .settings import SettingError, Settings, parse_duration, parse_size
 from .storage_factory import open_store
+
+log = logging.getLogger("spigot")
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -279,8 +282,12 @@ async def serve(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM. Binds the socket itself so `--port 0` can report its port."""
     raise_descriptor_limit()
     store = open_store(settings)
+    app = create_app(settings, store)
+    # SIGTERM: stop listening, let requests in flight finish within --shutdown-timeout
+    # (server/drain.py), then aiohttp closes what is left; its timeout is only for the last
+    # responses to be written.
     runner = web.AppRunner(
-        create_app(settings, store), handle_signals=False, access_log_class=AccessLogger
+        app, handle_signals=False, access_log_class=AccessLogger, shutdown_timeout=5.0
     )
     await runner.setup()
     sock = socket.create_server((settings.host, settings.port), reuse_port=False)
@@ -295,6 +302,16 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(signum, stop.set)
     try:
         await stop.wait()
+        for signum in (signal.SIGINT, signal.SIGTERM):  # a second signal: now
+            loop.add_signal_handler(signum, os._exit, 1)
+        await site.stop()
+        drain = app[DRAIN]
+        log.info(
+            "stopping: %d requests in flight get %gs", drain.in_flight, settings.shutdown_timeout
+        )
+        cut = await drain.drain(app, settings.shutdown_timeout)
+        if cut:
+            log.warning("stopping: %d requests were cut at the deadline", cut)
     finally:
         await runner.cleanup()
 

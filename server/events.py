@@ -40,6 +40,13 @@ class Topic:
 class UploadEvents:
     def __init__(self) -> None:
         self._topics: dict[str, Topic] = {}
+        self.closing = False
+
+    def close(self) -> None:
+        """Shutting down: every follower ends now, rather than holding the drain open."""
+        self.closing = True
+        for topic in self._topics.values():
+            topic.changed.set()
 
     def publish(self, upload_id: str, type: str, data: dict[str, Any]) -> None:
         topic = self._topics.setdefault(upload_id, Topic())
@@ -75,13 +82,15 @@ class UploadEvents:
         ends = TERMINAL | set(terminal)
         topic = self._topics.setdefault(upload_id, Topic())
         cursor = after
-        while True:
+        while not self.closing:
             fresh = [e for e in topic.events if e.id > cursor]
             for event in fresh:
                 cursor = event.id
                 yield event
                 if event.type in ends:
                     return
+            if self.closing:
+                return
             waiter = topic.changed
             try:
                 await asyncio.wait_for(waiter.wait(), heartbeat)

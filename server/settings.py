@@ -242,6 +242,12 @@ def _option(
 @dataclass(frozen=True, slots=True)
 class Settings:
     host: str = _option("127.0.0.1", str, "address to listen on", "ADDR")
+    shutdown_timeout: float = _option(
+        30.0,
+        parse_duration,
+        "on SIGTERM, how long requests in flight may take to finish (a second SIGTERM: now)",
+        "TIME",
+    )
     port: int = _option(8080, parse_port, "port to listen on (0: any free port)", "PORT")
     storage: str = _option(
         Path("data").resolve().as_uri(),

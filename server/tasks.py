@@ -9,11 +9,22 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
+_detached: set[asyncio.Task[Any]] = set()
+
+
 def detach(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
     """A task whose failure nobody needs to collect if its awaiter has gone."""
     task = asyncio.ensure_future(coro)
+    _detached.add(task)
+    task.add_done_callback(_detached.discard)
     task.add_done_callback(_retrieve)
     return task
+
+
+def detached() -> list[asyncio.Task[Any]]:
+    """The detached work still running: at a shutdown's deadline it is cancelled too, so
+    its own clean-up runs while the store is still open (server/drain.py)."""
+    return list(_detached)
 
 
 async def run_to_completion(coro: Coroutine[Any, Any, T]) -> T:

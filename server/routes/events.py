@@ -130,6 +130,8 @@ async def stream(
     heartbeat = settings_of(request).sse_heartbeat
     async for event in events.follow(topic, after, heartbeat, terminal):
         await resp.write(frame(event))
+    if events.closing:  # EventSource reconnects by itself, to a live instance
+        await resp.write(b": spigot is shutting down; reconnect with Last-Event-ID\n\n")
     await resp.write_eof()
     return resp
 
