@@ -27,6 +27,7 @@ PACKAGES = {
     "chromium": "chromium",
     "util-linux": "unshare",
     "tmux": "tmux",
+    "systemd": "systemd-analyze",
 }
 _BY_EXECUTABLE = {exe: pkg for pkg, exe in PACKAGES.items()}
 _apt_updated = False
