@@ -46,6 +46,7 @@ typecheck: $(TESTSTAMP)
 bench: $(TESTSTAMP) debian-tools
 	$(PY) -m bench.run
 	$(PY) -m bench.s3
+	$(PY) -m bench.deploy
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info

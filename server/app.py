@@ -6,16 +6,18 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from storage import DataStore
+from storage import CallObserver, DataStore
 
 from . import cors
 from .auth import authenticator_lifecycle
 from .context import LIFECYCLE, SETTINGS, STORE
-from .drain import DRAIN, Drain
 from .errors import json_errors
 from .hooks import Hooks, WebHook
 from .lifecycle import Lifecycle
+from .ops.metrics import observe_s3_call
+from .ops.middleware import count_connections, echo_request_id, observe
 from .routes import add_routes
+from .serving.drain import DRAIN, Drain
 from .settings import Settings
 from .sweeper import sweeper
 
@@ -29,13 +31,17 @@ def create_app(settings: Settings, store: DataStore, hooks: Hooks | None = None)
     # CORS costs a middleware and a response hook on every request, so it is wired in only
     # when origins are configured.
     drain = Drain()
-    middlewares = [drain.middleware, json_errors]
+    middlewares = [observe, drain.middleware, json_errors]
     if settings.cors_origin:
-        middlewares.insert(1, cors.preflight)
+        middlewares.insert(2, cors.preflight)
     app = web.Application(middlewares=middlewares, handler_args={"read_bufsize": READ_BUFSIZE})
     app[DRAIN] = drain
     if settings.cors_origin:
         app.on_response_prepare.append(cors.add_headers)
+    app.on_response_prepare.append(echo_request_id)
+    app.cleanup_ctx.append(count_connections)
+    if isinstance(store, CallObserver):
+        store.observe_calls(observe_s3_call)
     app[SETTINGS] = settings
     app[STORE] = store
     webhook = WebHook(settings.hook_url) if settings.hook_url else None

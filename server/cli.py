@@ -3,31 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import logging
 import os
-import resource
-import signal
-import socket
 import sys
 import time
 from pathlib import Path
 from typing import NoReturn
 
-from aiohttp import web
-
 from storage.errors import StorageUnavailable
 
-from .accesslog import AccessLogger
-from .app import create_app
 from .auth.exposure import exposure_problem
-from .drain import DRAIN
 from .protocol import links
 from .protocol.signing import signed_query
 from .protocol.ssrf import Refused, check_url
 from .settings import SettingError, Settings, parse_duration, parse_size
-from .storage_factory import open_store
 
 log = logging.getLogger("spigot")
 
@@ -144,17 +133,12 @@ def main(argv: list[str] | None = None) -> None:
                 "import scope",
                 file=sys.stderr,
             )
-        logging.basicConfig(
-            level=settings.log_level_number, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-        )
-        # The AWS SDK narrates at INFO (which credential source it found, every retry);
-        # spigot's own lines say what matters, so the SDK speaks only of problems.
-        for chatty in ("botocore", "boto3", "urllib3", "s3transfer"):
-            logging.getLogger(chatty).setLevel(max(settings.log_level_number, logging.WARNING))
+        # Imported only now: with --workers, prometheus_client must not be loaded before
+        # the parent has chosen where the workers keep their samples (serving/workers.py).
+        from .serving import run
+
         try:
-            asyncio.run(serve(settings))
-        except KeyboardInterrupt:
-            pass
+            run(settings)
         except StorageUnavailable as exc:  # no such bucket, credentials refused, ...
             parser.exit(1, f"spigot: error: storage {settings.storage}: {exc}\n")
         except OSError as exc:  # port in use, storage not writable, ...
@@ -265,55 +249,6 @@ def bucket_cors(settings: Settings, origins: list[str], check: bool) -> int:
     if not missing:
         print(f"bucket {bucket}: CORS is ready for direct uploads from {', '.join(wanted)}")
     return 1 if missing else 0
-
-
-def raise_descriptor_limit() -> None:
-    """Lift the soft limit on open files to the hard one, as Go's runtime and nginx's
-    worker_rlimit_nofile do. Debian's soft default (1024) is spent by a few hundred
-    proxied downloads: each holds two sockets, and a splice four more descriptors."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 16)
-    if soft < target:
-        with contextlib.suppress(ValueError, OSError):  # then the soft limit stands
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-
-
-async def serve(settings: Settings) -> None:
-    """Run until SIGINT/SIGTERM. Binds the socket itself so `--port 0` can report its port."""
-    raise_descriptor_limit()
-    store = open_store(settings)
-    app = create_app(settings, store)
-    # SIGTERM: stop listening, let requests in flight finish within --shutdown-timeout
-    # (server/drain.py), then aiohttp closes what is left; its timeout is only for the last
-    # responses to be written.
-    runner = web.AppRunner(
-        app, handle_signals=False, access_log_class=AccessLogger, shutdown_timeout=5.0
-    )
-    await runner.setup()
-    sock = socket.create_server((settings.host, settings.port), reuse_port=False)
-    site = web.SockSite(runner, sock)
-    await site.start()
-    host, port = sock.getsockname()[:2]
-    shown = f"[{host}]" if ":" in host else host
-    print(f"spigot serving http://{shown}:{port} storage={store.describe()}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        await stop.wait()
-        for signum in (signal.SIGINT, signal.SIGTERM):  # a second signal: now
-            loop.add_signal_handler(signum, os._exit, 1)
-        await site.stop()
-        drain = app[DRAIN]
-        log.info(
-            "stopping: %d requests in flight get %gs", drain.in_flight, settings.shutdown_timeout
-        )
-        cut = await drain.drain(app, settings.shutdown_timeout)
-        if cut:
-            log.warning("stopping: %d requests were cut at the deadline", cut)
-    finally:
-        await runner.cleanup()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -23,6 +23,9 @@ from aiohttp import web
 
 from storage import UploadInfo, UploadSpec
 
+from .ops import metrics
+from .ops.middleware import CURRENT_REQUEST_ID
+
 log = logging.getLogger("spigot.hooks")
 
 PreCreate = Callable[[UploadSpec, web.Request], Awaitable[None] | None]
@@ -59,13 +62,14 @@ class WebHook:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(self.QUEUE)
+        # each event with the id of the request it came from, sent as X-Request-ID
+        self._queue: asyncio.Queue[tuple[dict[str, Any], str | None]] = asyncio.Queue(self.QUEUE)
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
 
     def send(self, payload: dict[str, Any]) -> None:
         try:
-            self._queue.put_nowait(payload)
+            self._queue.put_nowait((payload, CURRENT_REQUEST_ID.get()))
         except asyncio.QueueFull:
             log.warning("hook queue full; dropped %s event", payload.get("event"))
 
@@ -83,20 +87,23 @@ class WebHook:
 
     async def _deliver_forever(self) -> None:
         while True:
-            payload = await self._queue.get()
-            await self._deliver(payload)
+            payload, request_id = await self._queue.get()
+            await self._deliver(payload, request_id)
 
-    async def _deliver(self, payload: dict[str, Any]) -> None:
+    async def _deliver(self, payload: dict[str, Any], request_id: str | None = None) -> None:
         assert self._session is not None
         delay = self.BACKOFF
+        headers = {"X-Request-ID": request_id} if request_id else {}
         for attempt in range(1, self.ATTEMPTS + 1):
+            metrics.HOOK_CALLS.labels("webhook").inc()
             try:
-                async with self._session.post(self.url, json=payload) as resp:
+                async with self._session.post(self.url, json=payload, headers=headers) as resp:
                     if resp.status < 300:
                         return
                     reason = f"status {resp.status}"
             except (aiohttp.ClientError, TimeoutError) as exc:
                 reason = type(exc).__name__
+            metrics.HOOK_FAILURES.labels("webhook").inc()
             if attempt < self.ATTEMPTS:
                 await asyncio.sleep(delay)
                 delay *= 2

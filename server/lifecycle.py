@@ -15,6 +15,7 @@ from storage import Upload, UploadInfo, UploadSpec
 from .errors import ApiError
 from .events import ProgressMeter, UploadEvents
 from .hooks import HookRejected, Hooks, WebHook, call
+from .ops import metrics
 
 
 def describe(info: UploadInfo, url: str) -> dict[str, Any]:
@@ -54,6 +55,7 @@ class Lifecycle:
             raise ApiError(exc.status, "rejected", exc.message) from None
 
     def created(self, info: UploadInfo, url: str) -> None:
+        metrics.UPLOADS.labels("created").inc()
         self.events.publish(info.id, "progress", {"offset": info.offset, "length": info.length})
         self._notify("created", info, url)
 
@@ -72,14 +74,17 @@ class Lifecycle:
         for topic in (info.id, *aliases):
             self.events.publish(topic, "complete", complete_event(info, url))
         self._notify("finished", info, url)
+        metrics.UPLOADS.labels("finished").inc()
         await upload.mark_finish_announced()
 
     def terminated(self, info: UploadInfo, url: str, *aliases: str) -> None:
         for topic in (info.id, *aliases):
             self.events.publish(topic, "terminated", {"id": info.id})
         self._notify("terminated", info, url)
+        metrics.UPLOADS.labels("terminated").inc()
 
     def expired(self, upload_id: str) -> None:
+        metrics.UPLOADS.labels("expired").inc()
         self.events.publish(upload_id, "expired", {"id": upload_id})
 
     def _notify(self, event: str, info: UploadInfo, url: str) -> None:

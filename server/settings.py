@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import re
 import tempfile
 from collections.abc import Callable, Mapping
@@ -112,6 +113,18 @@ def parse_accel_prefix(value: str) -> str:
     if not re.fullmatch(r"/[A-Za-z0-9._~/-]*/", value) or "//" in value or "/../" in value:
         raise SettingError(f"{value!r} is not a location prefix like /_spigot_files/")
     return value
+
+
+def parse_workers(value: str) -> int:
+    if value.strip().lower() == "auto":
+        return max(1, len(os.sched_getaffinity(0)))
+    return parse_positive(value)
+
+
+def parse_log_format(value: str) -> str:
+    if value.lower() not in ("text", "json"):
+        raise SettingError(f"{value!r} is not a log format (text or json)")
+    return value.lower()
 
 
 def parse_log_level(value: str) -> str:
@@ -242,6 +255,12 @@ def _option(
 @dataclass(frozen=True, slots=True)
 class Settings:
     host: str = _option("127.0.0.1", str, "address to listen on", "ADDR")
+    workers: int = _option(
+        1,
+        parse_workers,
+        "processes serving the one port (auto: one per CPU); the parent restarts any that dies",
+        "N",
+    )
     shutdown_timeout: float = _option(
         30.0,
         parse_duration,
@@ -429,6 +448,22 @@ class Settings:
         None, parse_public_url, "external base URL used in Location headers", "URL"
     )
     log_level: str = _option("INFO", parse_log_level, "debug, info, warning or error", "LEVEL")
+    log_format: str = _option(
+        "text", parse_log_format, "text, or json: one object per line for log shippers", "FORMAT"
+    )
+    metrics_token: str | None = _option(
+        None,
+        parse_secret,
+        "a bearer token for GET /metrics (else it needs the admin scope when --auth is on)",
+        "TOKEN",
+        secret=True,
+    )
+    metrics_port: int | None = _option(
+        None,
+        parse_port,
+        "serve /metrics on this port instead, on 127.0.0.1 only, and not on the main one",
+        "PORT",
+    )
 
     @property
     def log_level_number(self) -> int:

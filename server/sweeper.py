@@ -21,6 +21,7 @@ from storage.errors import LockTimeout
 
 from .context import LIFECYCLE, SETTINGS, STORE
 from .lifecycle import Lifecycle
+from .ops import metrics
 from .presign.registry import recognise
 
 log = logging.getLogger("spigot.sweeper")
@@ -163,6 +164,7 @@ async def sweeper(app: web.Application) -> AsyncIterator[None]:
     async def loop() -> None:
         while True:
             await asyncio.sleep(app[SETTINGS].sweep_interval)
+            started = time.perf_counter()
             try:
                 store, lifecycle = app[STORE], app[LIFECYCLE]
                 due = await scan(store, time.time())
@@ -175,6 +177,8 @@ async def sweeper(app: web.Application) -> AsyncIterator[None]:
                     await store.prune(time.time())
             except Exception:
                 log.exception("expiration sweep failed")
+            metrics.SWEEPS.inc()
+            metrics.SWEEP_DURATION.observe(time.perf_counter() - started)
 
     task = asyncio.create_task(loop())
     yield

@@ -1,6 +1,7 @@
 """Storage backends behind one interface; see `storage.base` for the contract."""
 
 from .base import (
+    CallObserver,
     Concatenator,
     DataStore,
     DirectSigner,
@@ -10,6 +11,7 @@ from .base import (
     PartReceiver,
     Presigner,
     Pruner,
+    ReadyCheck,
     StoredPart,
     Upload,
     UploadInfo,
@@ -27,6 +29,7 @@ from .errors import (
 from .local import LocalStore
 
 __all__ = [
+    "CallObserver",
     "Concatenator",
     "DataStore",
     "DirectSigner",
@@ -40,6 +43,7 @@ __all__ = [
     "PartReceiver",
     "Presigner",
     "Pruner",
+    "ReadyCheck",
     "StorageError",
     "StoredPart",
     "Upload",

@@ -287,6 +287,27 @@ class Pruner(Protocol):
     async def prune(self, now: float) -> int: ...
 
 
+@runtime_checkable
+class ReadyCheck(Protocol):
+    """A store that can say whether it can take work now (GET /readyz): its directory is
+    writable, its bucket answers."""
+
+    async def check_ready(self) -> None:
+        """Return if it can; raise StorageUnavailable saying why not."""
+        ...
+
+
+# operation (S3's name, e.g. UploadPart), seconds, outcome ("ok" or an error code)
+CallCallback = Callable[[str, float, str], None]
+
+
+@runtime_checkable
+class CallObserver(Protocol):
+    """A store whose remote calls can be timed by whoever runs it (spigot's metrics)."""
+
+    def observe_calls(self, callback: CallCallback) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class StoredPart:
     """One part of a direct multipart upload, as the backend lists it."""

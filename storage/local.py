@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import secrets
+import tempfile
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +35,7 @@ from .errors import (
     LengthExceeded,
     OffsetMismatch,
     StorageError,
+    StorageUnavailable,
     UploadComplete,
     UploadGone,
     UploadNotFound,
@@ -83,6 +85,18 @@ class LocalStore(DelegatesDirect, DataStore):
 
     async def start(self) -> None:
         await self.run_blocking(self._prepare_root)
+
+    async def check_ready(self) -> None:
+        """ReadyCheck: a file can be made in the store's own temp directory."""
+        try:
+            await self.run_blocking(self._probe)
+        except OSError as exc:
+            raise StorageUnavailable(f"{self.root} is not writable: {exc.strerror}") from None
+
+    def _probe(self) -> None:
+        fd, name = tempfile.mkstemp(dir=self._tmp, prefix="ready-")
+        os.close(fd)
+        os.unlink(name)
 
     def _prepare_root(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)

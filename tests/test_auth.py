@@ -683,6 +683,10 @@ async def test_every_route_is_guarded_but_the_open_ones(make_client: ClientFacto
         ("HEAD", "/static/{name}"),
         ("GET", "/healthz"),
         ("HEAD", "/healthz"),
+        ("GET", "/readyz"),
+        ("HEAD", "/readyz"),
+        ("GET", "/metrics"),  # its own check (routes/metrics.py), tested in test_metrics.py
+        ("HEAD", "/metrics"),
         ("GET", "/api/config"),
         ("HEAD", "/api/config"),
         ("OPTIONS", "/files"),

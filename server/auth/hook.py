@@ -19,6 +19,8 @@ from aiohttp import web
 from cachetools import TTLCache
 
 from ..errors import ApiError
+from ..ops import metrics
+from ..ops.middleware import REQUEST_ID
 from . import errors
 from .principal import Principal, parse_scopes
 from .tokens import size_claim
@@ -68,21 +70,27 @@ class AuthHook:
             "cookie": cookie,
         }
         self.calls += 1
+        metrics.HOOK_CALLS.labels("auth").inc()
+        rid = request.get(REQUEST_ID)
+        headers = {"X-Request-ID": rid} if rid else {}
         try:
-            async with self._session.post(self.url, json=payload) as resp:
+            async with self._session.post(self.url, json=payload, headers=headers) as resp:
                 if resp.status in (401, 403):
                     return refusal(resp.status)
                 if resp.status != 200:
                     log.warning("auth hook answered %d", resp.status)
+                    metrics.HOOK_FAILURES.labels("auth").inc()
                     return errors.unavailable("the auth hook failed")
                 raw = await resp.content.read(MAX_ANSWER + 1)
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("auth hook unreachable: %s", type(exc).__name__)
+            metrics.HOOK_FAILURES.labels("auth").inc()
             return errors.unavailable("the auth hook did not answer")
         try:
             return principal_from_answer(json.loads(raw) if len(raw) <= MAX_ANSWER else None)
         except (ValueError, ApiError):
             log.warning("auth hook sent an answer that is not {sub, scope}")
+            metrics.HOOK_FAILURES.labels("auth").inc()
             return errors.unavailable("the auth hook's answer is malformed")
 
 

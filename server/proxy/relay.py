@@ -34,18 +34,16 @@ async def relay_body(
     resp: web.StreamResponse,
     upstream: aiohttp.ClientResponse,
     settings: Settings,
-) -> None:
+) -> int:
+    """Relay the upstream's body; return how many bytes were sent."""
     splice = open_splice(request, upstream, settings)
     if splice is None:
-        await relay_copied(resp, upstream, settings.proxy_max_size)
-        return
+        return await relay_copied(resp, upstream, settings.proxy_max_size)
     with splice:
-        await relay_spliced(request, resp, upstream, splice, settings.proxy_idle_timeout)
+        return await relay_spliced(request, resp, upstream, splice, settings.proxy_idle_timeout)
 
 
-async def relay_copied(
-    resp: web.StreamResponse, upstream: aiohttp.ClientResponse, cap: int
-) -> None:
+async def relay_copied(resp: web.StreamResponse, upstream: aiohttp.ClientResponse, cap: int) -> int:
     sent = 0
     # iter_chunks hands over each buffered read as it is; iter_any would join them first.
     async for chunk, _ in upstream.content.iter_chunks():
@@ -53,6 +51,7 @@ async def relay_copied(
         if cap and sent > cap:
             raise ValueError(f"grew past --proxy-max-size after {sent} bytes")
         await resp.write(chunk)
+    return sent
 
 
 def open_splice(
@@ -85,7 +84,7 @@ async def relay_spliced(
     upstream: aiohttp.ClientResponse,
     splice: zerocopy.Splice,
     idle: float,
-) -> None:
+) -> int:
     """Send what aiohttp has already read of the body, then splice the rest."""
     assert upstream.connection is not None and upstream.content_length is not None
     source, sink = upstream.connection.transport, request.transport
@@ -99,10 +98,11 @@ async def relay_spliced(
         source.pause_reading()
     await resp.write(head)  # also sends the headers
     if not remaining:
-        return  # all of it was read the ordinary way: the connection stays reusable
+        return len(head)  # all of it was read the ordinary way: the connection stays reusable
     try:
         await splice.flushed(sink)
         await splice.move(remaining, idle)
     finally:
         # aiohttp's parser never saw the spliced bytes, so this connection cannot be reused.
         upstream.close()
+    return len(head) + remaining

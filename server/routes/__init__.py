@@ -1,14 +1,15 @@
 """URL map. Each module under routes/ is one HTTP concern; this file only wires them, and
 says what each route needs (server/auth): the table of routes and scopes in the README is
-this file read aloud. The page (`/`, `/static/`), `/healthz`, `/api/config`, OPTIONS (tus
-discovery, CORS preflight) and `/proxy` (whose links are their own signature) are the only
-routes without a guard.
+this file read aloud. The page (`/`, `/static/`), `/healthz`, `/readyz`, `/api/config`,
+OPTIONS (tus discovery, CORS preflight), `/metrics` (its own token) and `/proxy` (whose
+links are their own signature) are the only routes without a guard.
 """
 
 from aiohttp import web
 
 from ..auth import Need, guarded, principal_of
 from ..auth.principal import SCOPES
+from ..context import SETTINGS
 from ..errors import ApiError
 from ..presign import add_presign_routes
 from ..protocol import links
@@ -17,9 +18,10 @@ from .config import api_config
 from .downloads import get_file
 from .events import file_events, progress_events
 from .files import delete_file, list_files
-from .health import healthz
+from .health import healthz, readyz
 from .imports import create_import, import_events, import_status, importer
 from .me import api_me
+from .metrics import metrics
 from .proxy import proxy, upstream_session
 from .sign import sign
 from .tus import is_tus, method_override, tus_create, tus_delete, tus_head, tus_options, tus_patch
@@ -68,6 +70,9 @@ def delete_need(request: web.Request) -> Need:
 def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/healthz", healthz)
+    r.add_get("/readyz", readyz)
+    if app[SETTINGS].metrics_port is None:  # else only on its own loopback port (cli.py)
+        r.add_get("/metrics", metrics)  # its own check: --metrics-token, or admin
     r.add_get("/api/config", api_config)
     r.add_get("/api/me", guarded(ANYONE, api_me))
     for collection in ("/files", "/files/"):

@@ -25,6 +25,7 @@ from ..context import lifecycle_of, settings_of, store_of
 from ..errors import ApiError
 from ..events import TERMINAL, Event, UploadEvents
 from ..lifecycle import complete_event
+from ..ops import metrics
 from ..responses import file_url
 
 # How often an event stream over a shared store (S3) re-reads an upload's state, to see what
@@ -67,7 +68,9 @@ async def file_events(request: web.Request) -> web.StreamResponse:
         # Nothing seen here yet (written by another process, or before a restart): start
         # from what the store says.
         publish_stored(events, info, url)
-    if not store_of(request).shared or info.is_complete:
+    # Another instance (S3) or another worker may be the one writing it.
+    several = store_of(request).shared or settings_of(request).workers > 1
+    if not several or info.is_complete:
         return await stream(request, upload_id)
     # Another instance may be the one writing it: look at the store now and then.
     watcher = asyncio.create_task(watch_store(request, upload_id, url))
@@ -128,8 +131,12 @@ async def stream(
     )
     await resp.prepare(request)
     heartbeat = settings_of(request).sse_heartbeat
-    async for event in events.follow(topic, after, heartbeat, terminal):
-        await resp.write(frame(event))
+    metrics.SSE_SUBSCRIBERS.inc()
+    try:
+        async for event in events.follow(topic, after, heartbeat, terminal):
+            await resp.write(frame(event))
+    finally:
+        metrics.SSE_SUBSCRIBERS.dec()
     if events.closing:  # EventSource reconnects by itself, to a live instance
         await resp.write(b": spigot is shutting down; reconnect with Last-Event-ID\n\n")
     await resp.write_eof()

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from ..context import SETTINGS, settings_of
 from ..errors import ApiError
+from ..ops import metrics
 from ..protocol import signing
 from ..protocol.media import type_allowed
 from ..protocol.ssrf import Refused
@@ -98,8 +99,10 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     except Refused as exc:
         raise ApiError(403, "refused_target", str(exc)) from None
     except TimeoutError:
+        metrics.PROXY_ERRORS.labels("timeout").inc()
         raise ApiError(504, "upstream_timeout", "the upstream did not answer in time") from None
     except aiohttp.ClientError as exc:
+        metrics.PROXY_ERRORS.labels("unreachable").inc()
         raise ApiError(
             502, "upstream_unreachable", f"could not reach the upstream: {exc}"
         ) from None
@@ -113,6 +116,7 @@ async def relay(
     request: web.Request, settings: Settings, upstream: aiohttp.ClientResponse
 ) -> web.StreamResponse:
     if upstream.status >= 500:
+        metrics.PROXY_ERRORS.labels("status").inc()
         raise ApiError(502, "upstream_error", f"the upstream answered {upstream.status}")
     if upstream.status >= 400 and upstream.status != 416:
         raise ApiError(
@@ -134,13 +138,15 @@ async def relay(
         await resp.write_eof()
         return resp
     try:
-        await relay_body(request, resp, upstream, settings)
+        sent = await relay_body(request, resp, upstream, settings)
     except RELAY_FAILURES as exc:
+        metrics.PROXY_ERRORS.labels("body").inc()
         # Ending cleanly would hand the client a truncated file that looks whole: reset the
         # connection instead, so it can tell.
         log.info("relaying the upstream body failed: %s", exc)
         if request.transport is not None:
             request.transport.abort()
         return resp
+    metrics.PROXY_BYTES.inc(sent)
     await resp.write_eof()
     return resp

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -19,6 +20,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ..base import CallCallback
 from ..errors import StorageError, StorageUnavailable
 
 T = TypeVar("T")
@@ -48,11 +50,49 @@ class S3:
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="spigot-s3")
         self._threads = threads
         self._client: Any = None
+        self._observer: CallCallback | None = None
 
     async def connect(self) -> None:
         """Build the client (credentials come from the standard AWS chain) and check the
         bucket: a missing bucket or bad credentials stop start-up with one clear line."""
         self._client = await self.run(self._build)
+        if self._observer is not None:
+            self._watch(self._observer)
+        await self.check_bucket()
+
+    def observe_calls(self, callback: CallCallback) -> None:
+        self._observer = callback
+        if self._client is not None:
+            self._watch(callback)
+
+    def _watch(self, callback: CallCallback) -> None:
+        """botocore's before-call and after-call events bracket each API call (retries
+        included), in the thread that makes it."""
+
+        def started(context: dict[str, Any], **_: Any) -> None:
+            context["spigot_started"] = time.perf_counter()
+
+        def ended(context: dict[str, Any], model: Any, parsed: Any = None, **_: Any) -> None:
+            began = context.pop("spigot_started", None)
+            if began is None:
+                return
+            error = (
+                (parsed or {}).get("Error", {}).get("Code") if isinstance(parsed, dict) else None
+            )
+            callback(model.name, time.perf_counter() - began, error or "ok")
+
+        def failed(context: dict[str, Any], model: Any, **_: Any) -> None:
+            began = context.pop("spigot_started", None)
+            if began is not None:  # no answer at all: the network, a timeout
+                callback(model.name, time.perf_counter() - began, "unreachable")
+
+        events = self._client.meta.events
+        events.register("before-call.s3", started, unique_id="spigot-started")
+        events.register("after-call.s3", ended, unique_id="spigot-ended")
+        events.register("after-call-error.s3", failed, unique_id="spigot-failed")
+
+    async def check_bucket(self) -> None:
+        """Raise StorageUnavailable, saying why, unless the bucket answers."""
         try:
             await self.run(functools.partial(self._client.head_bucket, Bucket=self.bucket))
         except ClientError as exc:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from ..base import DataStore, Upload, UploadInfo, UploadSpec
+from ..base import CallCallback, DataStore, Upload, UploadInfo, UploadSpec
 from ..direct import DelegatesDirect
 from ..errors import (
     ChecksumMismatch,
@@ -102,6 +102,14 @@ class S3Store(DelegatesDirect, DataStore):
     async def start(self) -> None:
         await self.s3.connect()
         await self.temp.start()
+
+    async def check_ready(self) -> None:
+        """ReadyCheck: the bucket answers, with these credentials."""
+        await self.s3.check_bucket()
+
+    def observe_calls(self, callback: CallCallback) -> None:
+        """CallObserver: every S3 API call, timed by botocore's own events."""
+        self.s3.observe_calls(callback)
 
     async def close(self) -> None:
         """Remove this instance's temp directory and stop the threads; safe to repeat."""

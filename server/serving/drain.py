@@ -16,8 +16,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from .context import LIFECYCLE
-from .tasks import detached
+from ..context import LIFECYCLE
+from ..tasks import detached
 
 
 class Drain:
