@@ -120,7 +120,8 @@ def test_serve_prints_one_line_and_answers_healthz(data_dir: Path) -> None:
         with urllib.request.urlopen(server.url + "/healthz", timeout=10) as resp:
             assert resp.status == 200
             assert resp.headers["Content-Type"] == "application/json; charset=utf-8"
-            assert json.load(resp) == {"status": "ok", "storage": data_dir.as_uri()}
+            body = {"status": "ok", "storage": data_dir.as_uri(), "pid": server.pid}
+            assert json.load(resp) == body
         req = urllib.request.Request(server.url + "/files/?name=a.txt", data=b"hi", method="POST")
         with urllib.request.urlopen(req, timeout=10) as resp:
             assert resp.status == 201

@@ -8,20 +8,24 @@ every check is a difference between two scrapes.
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from server.protocol.tus import encode_metadata
 from tests.conftest import Backend, ClientFactory, start_spigot, stop_spigot
-from tests.test_auth import bearer, jwt_client, path_of, token
+from tests.test_auth import bearer, jwt_client, on_loopback, path_of, token
 from tests.test_presign_browser import free_port
 
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -292,3 +296,102 @@ def _children(pid: int) -> list[int]:
         if int(fields[1]) == pid and fields[0] != "Z":
             found.append(int(stat.parent.name))
     return found
+
+
+async def test_hooks_are_sent_the_request_id(make_client: ClientFactory) -> None:
+    seen: dict[str, list[str | None]] = {"auth": [], "webhook": []}
+
+    async def auth(request: web.Request) -> web.Response:
+        seen["auth"].append(request.headers.get("X-Request-ID"))
+        return web.json_response({"sub": "alice", "scope": "upload read"})
+
+    async def webhook(request: web.Request) -> web.Response:
+        seen["webhook"].append(request.headers.get("X-Request-ID"))
+        return web.Response(status=204)
+
+    async with (
+        on_loopback("POST", "/auth", auth) as auth_url,
+        on_loopback("POST", "/hook", webhook) as hook_url,
+    ):
+        client = await make_client(auth="hook", auth_hook_url=auth_url, hook_url=hook_url)
+        put = await client.put(
+            "/files/r.bin", data=b"abc", headers={"X-Request-ID": "req-77", "Cookie": "sid=1"}
+        )
+        assert put.status == 201 and put.headers["X-Request-ID"] == "req-77"
+        for _ in range(100):
+            if len(seen["webhook"]) >= 2:
+                break
+            await asyncio.sleep(0.02)
+    assert seen["auth"] == ["req-77"]
+    assert seen["webhook"] == ["req-77", "req-77"]  # created, finished
+
+
+def test_events_reach_a_stream_served_by_another_worker(data_dir: Path) -> None:
+    """Two workers on local disk: the PATCH is made on a connection the other worker
+    holds, and the event stream still sees its progress and completion (from the store)."""
+    server = start_spigot(data_dir, "--workers", "2")
+    host, port = server.url.removeprefix("http://").split(":")
+
+    def connection() -> tuple[http.client.HTTPConnection, int]:
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        conn.request("GET", "/healthz")
+        return conn, json.loads(conn.getresponse().read())["pid"]
+
+    try:
+        watcher, watcher_pid = connection()
+        for _ in range(50):
+            writer, writer_pid = connection()
+            if writer_pid != watcher_pid:
+                break
+            writer.close()
+        assert writer_pid != watcher_pid
+        writer.request("POST", "/files/", headers={**TUS, "Upload-Length": "6"})
+        made = writer.getresponse()
+        made.read()
+        path = "/files/" + made.headers["Location"].rsplit("/", 1)[1]
+        watcher.request("GET", f"{path}/events")
+        stream = watcher.getresponse()
+        assert stream.status == 200
+        headers = {**TUS, "Content-Type": "application/offset+octet-stream"}
+        writer.request("PATCH", path, body=b"abc", headers={**headers, "Upload-Offset": "0"})
+        first = writer.getresponse()
+        first.read()
+        assert first.status == 204
+        offsets, complete = [], None
+        deadline = time.monotonic() + 15
+        while complete is None and time.monotonic() < deadline:
+            line = stream.fp.readline().decode()
+            if line.startswith("data: "):
+                data = json.loads(line[6:])
+                if "sha256" in data:
+                    complete = data
+                else:
+                    offsets.append(data["offset"])
+                    if data["offset"] == 3:
+                        writer.request(
+                            "PATCH", path, body=b"def", headers={**headers, "Upload-Offset": "3"}
+                        )
+                        second = writer.getresponse()
+                        second.read()
+                        assert second.status == 204
+        assert 3 in offsets, offsets
+        assert complete is not None and complete["size"] == 6
+    finally:
+        server.proc.send_signal(signal.SIGTERM)
+        server.proc.wait(20)
+
+
+def test_workers_that_cannot_start_stop_the_server_with_the_reason() -> None:
+    command = [sys.executable, "-m", "server", "serve", "--port", "0", "--workers", "2"]
+    command += ["--storage", "s3://no-such-bucket/p", "--s3-endpoint-url", "http://127.0.0.1:9"]
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"},
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == "spigot: error: the workers did not start (see above)"
+    assert "cannot use bucket 'no-such-bucket'" in done.stderr
+    assert "Traceback" not in done.stderr

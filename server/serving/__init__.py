@@ -20,13 +20,13 @@ from . import logs
 def run(settings: Settings) -> None:
     """Serve until SIGTERM. Binds the socket first, so `--port 0` can report its port and
     every worker shares it."""
-    from .workers import STARTUP_FAILED, supervise, worker_socket
+    from .workers import STARTUP_FAILED, reserve, supervise, worker_socket
 
     raise_descriptor_limit()
     logs.configure(settings)
-    inherited = worker_socket()
+    inherited = worker_socket(settings.host)
     if inherited is None and settings.workers > 1:
-        supervise(settings, create_socket(settings))
+        supervise(settings, reserve(settings.host, settings.port))
         return
     from .single import serve
 

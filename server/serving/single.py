@@ -22,6 +22,7 @@ from ..routes.metrics import open_metrics
 from ..settings import Settings
 from ..storage_factory import open_store
 from .drain import DRAIN
+from .workers import say_listening
 
 log = logging.getLogger("spigot")
 
@@ -36,6 +37,7 @@ async def serve(settings: Settings, sock: socket.socket, announce: bool = True) 
     app[CONNECTIONS] = lambda: len(runner.server.connections) if runner.server else 0
     site = web.SockSite(runner, sock)
     await site.start()
+    say_listening()  # to the parent, under --workers
     metrics_runner = await metrics_site(settings, app) if settings.metrics_port else None
     if announce:
         host, port = sock.getsockname()[:2]

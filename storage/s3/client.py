@@ -10,6 +10,7 @@ next to a network round trip.)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
 from collections.abc import Callable
@@ -69,22 +70,23 @@ class S3:
         """botocore's before-call and after-call events bracket each API call (retries
         included), in the thread that makes it."""
 
+        # Timing must never break a call: each handler takes what botocore gives it
+        # (after-call-error has no model), and keeps its own mistakes to itself.
         def started(context: dict[str, Any], **_: Any) -> None:
             context["spigot_started"] = time.perf_counter()
 
-        def ended(context: dict[str, Any], model: Any, parsed: Any = None, **_: Any) -> None:
+        def done(event_name: str, context: dict[str, Any], outcome: str) -> None:
             began = context.pop("spigot_started", None)
-            if began is None:
-                return
-            error = (
-                (parsed or {}).get("Error", {}).get("Code") if isinstance(parsed, dict) else None
-            )
-            callback(model.name, time.perf_counter() - began, error or "ok")
+            if began is not None:
+                with contextlib.suppress(Exception):
+                    callback(event_name.rsplit(".", 1)[-1], time.perf_counter() - began, outcome)
 
-        def failed(context: dict[str, Any], model: Any, **_: Any) -> None:
-            began = context.pop("spigot_started", None)
-            if began is not None:  # no answer at all: the network, a timeout
-                callback(model.name, time.perf_counter() - began, "unreachable")
+        def ended(event_name: str, context: dict[str, Any], parsed: Any = None, **_: Any) -> None:
+            error = parsed.get("Error", {}).get("Code") if isinstance(parsed, dict) else None
+            done(event_name, context, str(error or "ok"))
+
+        def failed(event_name: str, context: dict[str, Any], **_: Any) -> None:
+            done(event_name, context, "unreachable")  # no answer: the network, credentials
 
         events = self._client.meta.events
         events.register("before-call.s3", started, unique_id="spigot-started")
