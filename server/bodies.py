@@ -2,20 +2,44 @@
 
 Nothing here ever holds more than one network chunk: aiohttp's StreamReader pauses the socket
 when its small buffer fills, so a slow disk slows the client down instead of queueing bytes.
+
+Every read waits at most `--network-timeout` (tusd's rolling read deadline): a client that
+stops sending mid-body gets 408 and its connection closed. What that leaves depends on the
+caller: a one-shot upload is removed, a tus PATCH keeps what it stored, and either way the
+upload's lock is released.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
 
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from .context import SETTINGS
 from .errors import ApiError
 
 PART_CHUNK = 256 << 10
+T = TypeVar("T")
+
+
+def stalled(seconds: float) -> ApiError:
+    return ApiError(
+        408, "body_timeout", f"no byte of the request body arrived for {seconds:g} s", close=True
+    )
+
+
+async def arriving(request: web.BaseRequest, pending: Awaitable[T]) -> T:
+    """`pending` (a read of the body), given at most --network-timeout of silence."""
+    limit = request.app[SETTINGS].network_timeout if isinstance(request, web.Request) else 0
+    try:
+        async with asyncio.timeout(limit or None):
+            return await pending
+    except TimeoutError:
+        raise stalled(limit) from None
 
 
 def too_large(cap: int) -> ApiError:
@@ -51,7 +75,7 @@ class Meter:
 async def raw_chunks(request: web.BaseRequest, meter: Meter) -> AsyncIterator[bytes]:
     """The body as received, any content type (form-encoded bodies are not parsed)."""
     try:
-        async for chunk in request.content.iter_any():
+        while chunk := await arriving(request, request.content.readany()):
             meter.add(len(chunk))
             yield chunk
     except (HttpProcessingError, ConnectionError) as exc:
@@ -61,19 +85,21 @@ async def raw_chunks(request: web.BaseRequest, meter: Meter) -> AsyncIterator[by
         raise broken_body(ValueError(f"got {meter.total} of {declared} bytes"))
 
 
-async def part_chunks(part: BodyPartReader, meter: Meter) -> AsyncIterator[bytes]:
+async def part_chunks(
+    request: web.BaseRequest, part: BodyPartReader, meter: Meter
+) -> AsyncIterator[bytes]:
     """One multipart/form-data part's bytes, streamed (never `part.read()`)."""
     try:
-        while chunk := await part.read_chunk(PART_CHUNK):
+        while chunk := await arriving(request, part.read_chunk(PART_CHUNK)):
             meter.add(len(chunk))
             yield chunk
     except (HttpProcessingError, ConnectionError, ValueError) as exc:
         raise broken_body(exc) from exc
 
 
-async def discard_part(part: BodyPartReader, meter: Meter) -> None:
+async def discard_part(request: web.BaseRequest, part: BodyPartReader, meter: Meter) -> None:
     """Skip a non-file form field, still counting it against the cap."""
-    async for _ in part_chunks(part, meter):
+    async for _ in part_chunks(request, part, meter):
         pass
 
 

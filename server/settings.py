@@ -152,6 +152,12 @@ def parse_hook_url(value: str) -> str | None:
     return value
 
 
+def parse_non_negative(value: str) -> int:
+    if not value.isdigit():
+        raise SettingError(f"{value!r} is not a whole number")
+    return int(value)
+
+
 def parse_positive(value: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise SettingError(f"{value!r} is not a positive whole number")
@@ -260,6 +266,24 @@ class Settings:
         parse_workers,
         "processes serving the one port (auto: one per CPU); the parent restarts any that dies",
         "N",
+    )
+    header_timeout: float = _option(
+        10.0, parse_duration, "a request head must arrive in full within this", "TIME"
+    )
+    network_timeout: float = _option(
+        60.0,
+        parse_duration,
+        "the longest silence inside a request body, or from a reader that takes no bytes",
+        "TIME",
+    )
+    keepalive_timeout: float = _option(
+        75.0, parse_duration, "how long an idle keep-alive connection stays open", "TIME"
+    )
+    max_connections: int = _option(
+        10000, parse_non_negative, "open connections per process; more get 503 (0: no cap)", "N"
+    )
+    max_connections_per_ip: int = _option(
+        0, parse_non_negative, "open connections per client address; more get 503 (0: no cap)", "N"
     )
     shutdown_timeout: float = _option(
         30.0,

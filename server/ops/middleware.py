@@ -48,9 +48,12 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         response = await handler(request)
         status = response.status
-        if type(response) is web.Response:  # sent here, so its size and time are known
-            await response.prepare(request)
-            await response.write_eof()
+        transport = request.transport
+        if type(response) is web.Response and transport is not None and not transport.is_closing():
+            # sent here, so its size and time are known; a client gone meanwhile is routine
+            with contextlib.suppress(ConnectionError):
+                await response.prepare(request)
+                await response.write_eof()
         # headers included, as nginx's $bytes_sent; a FileResponse (the page's assets)
         # sends itself later, and is counted by its length
         sent = response.body_length if response.prepared else (response.content_length or 0)

@@ -20,7 +20,7 @@ from storage import DirectStore, Locker, PartReceiver, Upload
 from storage.hashing import WholeOrNothing
 
 from ..auth import Need, guarded, owned
-from ..bodies import Meter, part_chunks, raw_chunks
+from ..bodies import Meter, arriving, part_chunks, raw_chunks
 from ..context import settings_of, store_of
 from ..errors import ApiError
 from ..protocol import links, presign
@@ -69,7 +69,7 @@ async def fill_post(request: web.Request, upload_id: str) -> web.Response:
     except (ValueError, AssertionError, KeyError) as exc:
         raise ApiError(400, "bad_multipart", f"malformed multipart/form-data: {exc}") from exc
     fields: dict[str, str] = {}
-    while (part := await reader.next()) is not None:
+    while (part := await arriving(request, reader.next())) is not None:
         if not isinstance(part, BodyPartReader):
             raise ApiError(400, "bad_multipart", "nested multipart parts are not supported")
         if part.filename is None and part.name != "file":
@@ -97,7 +97,7 @@ async def _store_file(request: web.Request, upload: Upload, part: BodyPartReader
         if upload.info.is_complete:
             raise ApiError(409, "upload_complete", "this upload has its file already", close=True)
         meter = Meter(upload.info.limit or 0)
-        await upload.append(0, part_chunks(part, meter), WholeOrNothing(), last=True)
+        await upload.append(0, part_chunks(request, part, meter), WholeOrNothing(), last=True)
         await upload.finish()
         await announce(request.app, upload, public_base(request))
     info = upload.info

@@ -23,6 +23,7 @@ from storage import LocalFile, Presigner, Upload, UploadInfo
 from ..auth import owned
 from ..context import settings_of, store_of
 from ..errors import ApiError
+from ..netio import stalled_sends
 from ..presign import recognise
 from ..protocol import byteranges, conditional, disposition
 from ..protocol.conditional import Outcome, Validators
@@ -215,6 +216,7 @@ async def _stream(
     clean 404 rather than a truncated 200.
     """
     loop = asyncio.get_running_loop()
+    stall_limit = settings_of(request).network_timeout
     fobj = await upload.open_file() if isinstance(upload, LocalFile) else None
     try:
         resp = web.StreamResponse(status=status, headers=headers)
@@ -226,7 +228,10 @@ async def _stream(
             if fobj is not None and request.transport is not None:
                 # asyncio's sendfile first waits for the transport's buffer (headers, part
                 # head) to flush, so the bytes go out in order.
-                await loop.sendfile(request.transport, fobj, byte_range.first, byte_range.length)
+                async with stalled_sends(request.transport, stall_limit):
+                    await loop.sendfile(
+                        request.transport, fobj, byte_range.first, byte_range.length
+                    )
             else:
                 async for chunk in upload.read(byte_range.first, byte_range.last + 1):
                     await resp.write(chunk)

@@ -22,6 +22,7 @@ from storage.names import sanitize_name
 from ..auth import Need, authenticate, principal_of, upload_cap
 from ..bodies import (
     Meter,
+    arriving,
     broken_body,
     check_declared_length,
     discard_part,
@@ -113,12 +114,12 @@ async def _multipart(request: web.Request) -> web.Response:
         raise ApiError(400, "bad_multipart", f"malformed multipart/form-data: {exc}") from exc
     stored: list[Upload] = []
     try:
-        async for part in _parts(reader):
+        async for part in _parts(request, reader):
             if part.filename is None:
-                await discard_part(part, meter)
+                await discard_part(request, part, meter)
                 continue
             spec = _spec(request, part.filename, part.headers.get("Content-Type", ""))
-            stored.append(await _store_stream(request, spec, part_chunks(part, meter)))
+            stored.append(await _store_stream(request, spec, part_chunks(request, part, meter)))
     except BaseException:
         await asyncio.shield(_take_back(request, stored))
         raise
@@ -127,10 +128,10 @@ async def _multipart(request: web.Request) -> web.Response:
     return _created(request, [upload.info for upload in stored])
 
 
-async def _parts(reader: MultipartReader) -> AsyncIterator[BodyPartReader]:
+async def _parts(request: web.Request, reader: MultipartReader) -> AsyncIterator[BodyPartReader]:
     """The form's top-level parts; nested multipart (obsolete multipart/mixed) is refused."""
     try:
-        while (part := await reader.next()) is not None:
+        while (part := await arriving(request, reader.next())) is not None:
             if not isinstance(part, BodyPartReader):
                 raise ApiError(400, "bad_multipart", "nested multipart parts are not supported")
             yield part

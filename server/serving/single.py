@@ -22,6 +22,7 @@ from ..routes.metrics import open_metrics
 from ..settings import Settings
 from ..storage_factory import open_store
 from .drain import DRAIN
+from .guard import guarded, mark
 from .workers import say_listening
 
 log = logging.getLogger("spigot")
@@ -30,13 +31,24 @@ log = logging.getLogger("spigot")
 async def serve(settings: Settings, sock: socket.socket, announce: bool = True) -> None:
     store = open_store(settings)
     app = create_app(settings, store)
+    app.middlewares.insert(0, mark)  # the connection guard's view of requests
     runner = web.AppRunner(
-        app, handle_signals=False, access_log_class=AccessLogger, shutdown_timeout=5.0
+        app,
+        handle_signals=False,
+        access_log_class=AccessLogger,
+        shutdown_timeout=5.0,
+        keepalive_timeout=settings.keepalive_timeout,
+        # After an early answer (413, 408) aiohttp reads and drops what the client still
+        # sends, so the client sees the answer rather than a reset; a client that sends
+        # nothing more is not waited on for aiohttp's default 10 s.
+        lingering_time=1.0,
     )
     await runner.setup()
+    assert runner.server is not None
     app[CONNECTIONS] = lambda: len(runner.server.connections) if runner.server else 0
-    site = web.SockSite(runner, sock)
-    await site.start()
+    # aiohttp's SockSite, but each connection wrapped in its guard (guard.py)
+    loop = asyncio.get_running_loop()
+    listener = await loop.create_server(guarded(runner.server, settings), sock=sock, backlog=1024)
     say_listening()  # to the parent, under --workers
     metrics_runner = await metrics_site(settings, app) if settings.metrics_port else None
     if announce:
@@ -51,7 +63,7 @@ async def serve(settings: Settings, sock: socket.socket, announce: bool = True) 
         await stop.wait()
         for signum in (signal.SIGINT, signal.SIGTERM):  # a second signal: now
             loop.add_signal_handler(signum, os._exit, 1)
-        await site.stop()
+        listener.close()  # no new connections
         drain = app[DRAIN]
         left = settings.shutdown_timeout
         log.info("stopping: %d requests in flight get %gs", drain.in_flight, left)
