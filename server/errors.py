@@ -20,7 +20,14 @@ from storage import (
     UploadGone,
     UploadNotFound,
 )
-from storage.errors import BadParts, LockTimeout, OverLimit, TempSpaceFull
+from storage.errors import (
+    BadParts,
+    LockTimeout,
+    OverLimit,
+    StorageFull,
+    StorageReadOnly,
+    TempSpaceFull,
+)
 
 log = logging.getLogger("spigot")
 
@@ -75,6 +82,12 @@ def from_storage(exc: StorageError) -> ApiError:
             return ApiError(400, "bad_parts", str(exc))
         case OverLimit():
             return ApiError(413, "upload_too_large", str(exc))
+        case StorageFull():
+            return ApiError(
+                507, "insufficient_storage", "the server's storage is full; retry later"
+            )
+        case StorageReadOnly():
+            return ApiError(503, "storage_read_only", "the server's storage takes no writes now")
         case TempSpaceFull():
             return ApiError(507, "temp_space_full", "the server is out of temp space; retry later")
     return ApiError(500, "storage_error", "the storage backend failed")
@@ -101,7 +114,9 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return exc.response()
     except StorageError as exc:
         api = from_storage(exc)
-        if api.status >= 500:
+        if isinstance(exc, StorageFull | StorageReadOnly):  # the operator's to fix: one line
+            log.warning("%s %s: %s", request.method, request.path, exc)
+        elif api.status >= 500:
             log.exception("storage failure on %s %s", request.method, request.path)
         return api.response()
     except web.HTTPException as exc:

@@ -59,5 +59,14 @@ class StorageUnavailable(StorageError):
     """The backend cannot be used at all (missing bucket, bad credentials): a start-up error."""
 
 
+class StorageFull(StorageError):
+    """The disk (or the quota) is full: what fit is kept where that is the contract (a tus
+    PATCH), and the rest may be retried once there is room."""
+
+
+class StorageReadOnly(StorageError):
+    """The storage refuses writes: a read-only mount."""
+
+
 class TempSpaceFull(StorageError):
     """Parts waiting for upload filled the temp directory's cap and none freed in time."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import hashlib
 import json
 import os
@@ -35,6 +36,8 @@ from .errors import (
     LengthExceeded,
     OffsetMismatch,
     StorageError,
+    StorageFull,
+    StorageReadOnly,
     StorageUnavailable,
     UploadComplete,
     UploadGone,
@@ -78,8 +81,17 @@ class LocalStore(DelegatesDirect, DataStore):
         return self.root.as_uri()
 
     async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run blocking file I/O in the store's own bounded pool, off the event loop."""
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        """Run blocking file I/O in the store's own bounded pool, off the event loop. A
+        full disk and a read-only one are storage errors the server can name (507, 503),
+        not crashes."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StorageFull(f"{self.root}: no space left") from exc
+            if exc.errno == errno.EROFS:
+                raise StorageReadOnly(f"{self.root} is read-only") from exc
+            raise
 
     # -- lifecycle ----------------------------------------------------------------------
 
