@@ -30,7 +30,10 @@ UPLOAD_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 def route_of(request: web.Request) -> str:
     """The route's pattern, `/files/{id}`; never the path, whose ids are unbounded."""
-    resource = request.match_info.route.resource
+    try:
+        resource = request.match_info.route.resource
+    except AssertionError:  # a request aiohttp refused before routing (bad framing)
+        return "unmatched"
     return resource.canonical if resource is not None else "unmatched"
 
 
