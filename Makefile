@@ -47,6 +47,7 @@ bench: $(TESTSTAMP) debian-tools
 	$(PY) -m bench.run
 	$(PY) -m bench.s3
 	$(PY) -m bench.deploy
+	$(PY) -m bench.fsync
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info

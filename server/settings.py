@@ -109,6 +109,12 @@ def parse_public_url(value: str) -> str | None:
     return value.rstrip("/")
 
 
+def parse_fsync(value: str) -> str:
+    if value.lower() not in ("never", "finish", "always"):
+        raise SettingError(f"{value!r} is not an fsync mode (never, finish, always)")
+    return value.lower()
+
+
 def parse_accel_prefix(value: str) -> str:
     if not re.fullmatch(r"/[A-Za-z0-9._~/-]*/", value) or "//" in value or "/../" in value:
         raise SettingError(f"{value!r} is not a location prefix like /_spigot_files/")
@@ -321,6 +327,13 @@ class Settings:
     )
     s3_redirect_downloads: bool = _option(
         False, parse_bool, "answer GET /files/{id} with a 302 to a presigned S3 URL", flag=True
+    )
+    fsync: str = _option(
+        "finish",
+        parse_fsync,
+        "local disk: never; finish (data, info and directory on disk before a completion "
+        "is reported); always (also every PATCH's bytes before its 204)",
+        "MODE",
     )
     accel_redirect: str | None = _option(
         None,

@@ -10,7 +10,7 @@ from .settings import Settings
 def open_store(settings: Settings) -> DataStore:
     location = settings.s3_location
     if location is None:
-        return LocalStore(settings.storage_path)
+        return LocalStore(settings.storage_path, fsync=settings.fsync)
     bucket, prefix = location
     # Imported here, not at the top: boto3 and its service models cost a local-disk
     # server about 8 MiB of RSS (peak 58 -> 66 MiB in `make bench`) for nothing.

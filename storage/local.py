@@ -67,8 +67,11 @@ TOMBSTONE_AGE = 7 * 86400.0  # how long a gone upload keeps answering 410 rather
 class LocalStore(DelegatesDirect, DataStore):
     direct: LocalDirect
 
-    def __init__(self, root: Path | str, *, io_threads: int = 16) -> None:
+    def __init__(self, root: Path | str, *, io_threads: int = 16, fsync: str = "finish") -> None:
         self.root = Path(root).resolve()
+        # never; finish: data, info and directory reach the disk before a completion is
+        # reported; always: also each append's bytes before it returns.
+        self.fsync = fsync
         self._tmp = self.root / ".tmp"
         self._pool = ThreadPoolExecutor(max_workers=io_threads, thread_name_prefix="spigot-io")
         self.hashers = Hashers()
@@ -157,15 +160,28 @@ class LocalStore(DelegatesDirect, DataStore):
     ) -> AbstractAsyncContextManager[None]:
         return self.locker.lock(upload_id, release)
 
-    def write_info(self, info: UploadInfo) -> None:
-        """Replace the sidecar atomically. Blocking: call through the pool."""
+    def write_info(self, info: UploadInfo, durable: bool = False) -> None:
+        """Replace the sidecar atomically (a full disk leaves the old one whole); with
+        `durable`, on disk before this returns. Blocking: call through the pool."""
         tmp = self._tmp / f"{info.id}.{secrets.token_hex(4)}"
         try:
             with open(tmp, "w", encoding="utf-8") as f:
                 json.dump(info.to_json(), f, separators=(",", ":"))
+                if durable:
+                    f.flush()
+                    os.fsync(f.fileno())
             os.replace(tmp, self.info_path(info.id))
+            if durable:
+                sync_directory(self.root)
         finally:
             tmp.unlink(missing_ok=True)
+
+    def sync_data(self, upload_id: str) -> None:
+        fd = os.open(self.data_path(upload_id), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def _load(self, upload_id: str) -> UploadInfo:
         """Read the sidecar; an unfinished upload's offset is its data file's size."""
@@ -346,6 +362,9 @@ class LocalUpload(Upload):
                 info.offset = offset
             raise
         finally:
+            if store.fsync == "always":
+                with contextlib.suppress(OSError):
+                    await store.run_blocking(os.fsync, fd)
             await store.run_blocking(os.close, fd)
         if pending is not None:
             await store.run_blocking(pending.unlink, True)
@@ -433,7 +452,10 @@ class LocalUpload(Upload):
         ) or await self._store.run_blocking(_hash_file, self.local_path())
         info.completed = time.time()
         info.expires = None
-        await self._store.run_blocking(self._store.write_info, info)
+        durable = self._store.fsync != "never"
+        if durable:
+            await self._store.run_blocking(self._store.sync_data, info.id)
+        await self._store.run_blocking(self._store.write_info, info, durable)
         self._store.remember_finished(info)
         return info
 
@@ -598,3 +620,12 @@ def _copy_files(sources: list[Path], dest: Path) -> int:
 def _hash_file(path: Path) -> str:
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def sync_directory(path: Path) -> None:
+    """fsync a directory, so a rename in it survives a power cut."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
