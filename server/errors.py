@@ -24,6 +24,7 @@ from storage.errors import (
     BadParts,
     LockTimeout,
     OverLimit,
+    StorageBusy,
     StorageFull,
     StorageReadOnly,
     TempSpaceFull,
@@ -82,6 +83,13 @@ def from_storage(exc: StorageError) -> ApiError:
             return ApiError(400, "bad_parts", str(exc))
         case OverLimit():
             return ApiError(413, "upload_too_large", str(exc))
+        case StorageBusy():
+            return ApiError(
+                503,
+                "storage_unavailable",
+                "the storage backend is failing or busy; retry shortly",
+                {"Retry-After": "5"},
+            )
         case StorageFull():
             return ApiError(
                 507, "insufficient_storage", "the server's storage is full; retry later"
@@ -114,7 +122,7 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return exc.response()
     except StorageError as exc:
         api = from_storage(exc)
-        if isinstance(exc, StorageFull | StorageReadOnly):  # the operator's to fix: one line
+        if isinstance(exc, StorageFull | StorageReadOnly | StorageBusy):  # one line each
             log.warning("%s %s: %s", request.method, request.path, exc)
         elif api.status >= 500:
             log.exception("storage failure on %s %s", request.method, request.path)

@@ -59,6 +59,11 @@ class StorageUnavailable(StorageError):
     """The backend cannot be used at all (missing bucket, bad credentials): a start-up error."""
 
 
+class StorageBusy(StorageError):
+    """The backend is failing or throttling for now (S3's 5xx and SlowDown, the network),
+    after the SDK's own retries: the client should retry later."""
+
+
 class StorageFull(StorageError):
     """The disk (or the quota) is full: what fit is kept where that is the contract (a tus
     PATCH), and the rest may be retried once there is room."""

@@ -22,7 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..base import CallCallback
-from ..errors import StorageError, StorageUnavailable
+from ..errors import StorageBusy, StorageError, StorageUnavailable
 
 T = TypeVar("T")
 
@@ -39,7 +39,13 @@ class S3Error(StorageError):
 
     @classmethod
     def of(cls, operation: str, exc: ClientError) -> S3Error:
-        return cls(operation, code_of(exc), status_of(exc))
+        status = status_of(exc)
+        kind = S3Unavailable if status >= 500 or code_of(exc) == "SlowDown" else cls
+        return kind(operation, code_of(exc), status)
+
+
+class S3Unavailable(S3Error, StorageBusy):
+    """S3 answered 5xx or SlowDown even after botocore's retries."""
 
 
 class S3:
@@ -143,7 +149,7 @@ class S3:
         except ClientError as exc:
             raise S3Error.of(operation, exc) from exc
         except BotoCoreError as exc:
-            raise StorageError(f"S3 {operation} failed: {exc}") from exc
+            raise StorageBusy(f"S3 {operation} failed: {exc}") from exc
 
     async def get_bytes(self, key: str, byte_range: str | None = None) -> bytes:
         """A whole (small) object or range, fetched and read in one thread hand-off."""
@@ -164,7 +170,7 @@ class S3:
         except ClientError as exc:
             raise S3Error.of("get_object", exc) from exc
         except BotoCoreError as exc:
-            raise StorageError(f"S3 get_object failed: {exc}") from exc
+            raise StorageBusy(f"S3 get_object failed: {exc}") from exc
 
     def presign(self, operation: str, params: dict[str, Any], expires_in: int) -> str:
         """A presigned URL. Signing is local computation, no request is made."""
