@@ -121,7 +121,11 @@ class FaultyProxy:
             await out.prepare(request)
             sent = 0
             async for chunk in upstream.content.iter_chunked(64 << 10):
-                if fault is not None and fault.kind == "cut" and sent + len(chunk) > fault.after_bytes:
+                if (
+                    fault is not None
+                    and fault.kind == "cut"
+                    and sent + len(chunk) > fault.after_bytes
+                ):
                     await out.write(chunk[: fault.after_bytes - sent])
                     assert request.transport is not None
                     request.transport.abort()  # a reset mid-body

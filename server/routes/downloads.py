@@ -9,6 +9,7 @@ backend is a local file, otherwise the backend's bounded async reader with real 
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -30,6 +31,8 @@ from ..protocol.conditional import Outcome, Validators
 from ..protocol.media import is_active, served_type
 from ..protocol.ranges import ByteRange, Unsatisfiable, parse_range
 from ..responses import public_base
+
+log = logging.getLogger("spigot")
 
 # Bodies up to this size are read in one go and sent with their headers in a single write;
 # larger ones are streamed (sendfile for local files). Thread hand-offs, not bytes, dominate
@@ -222,21 +225,30 @@ async def _stream(
         resp = web.StreamResponse(status=status, headers=headers)
         resp.content_length = length
         await resp.prepare(request)
-        for head, byte_range in pieces:
-            if head:
-                await resp.write(head)
-            if fobj is not None and request.transport is not None:
-                # asyncio's sendfile first waits for the transport's buffer (headers, part
-                # head) to flush, so the bytes go out in order.
-                async with stalled_sends(request.transport, stall_limit):
-                    await loop.sendfile(
-                        request.transport, fobj, byte_range.first, byte_range.length
-                    )
-            else:
-                async for chunk in upload.read(byte_range.first, byte_range.last + 1):
-                    await resp.write(chunk)
-        if tail:
-            await resp.write(tail)
+        try:
+            for head, byte_range in pieces:
+                if head:
+                    await resp.write(head)
+                if fobj is not None and request.transport is not None:
+                    # asyncio's sendfile first waits for the transport's buffer (headers,
+                    # part head) to flush, so the bytes go out in order.
+                    async with stalled_sends(request.transport, stall_limit):
+                        await loop.sendfile(
+                            request.transport, fobj, byte_range.first, byte_range.length
+                        )
+                else:
+                    async for chunk in upload.read(byte_range.first, byte_range.last + 1):
+                        await resp.write(chunk)
+            if tail:
+                await resp.write(tail)
+        except Exception as exc:
+            # A body that cannot be finished must not end cleanly: reset the connection,
+            # so the client sees a broken download, never a short file that looks whole.
+            if not isinstance(exc, ConnectionError):
+                log.warning("download of %s broke off: %s", upload.info.id, exc)
+            if request.transport is not None:
+                request.transport.abort()
+            return resp
         await resp.write_eof()
         return resp
     finally:

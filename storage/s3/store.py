@@ -493,6 +493,10 @@ class S3Upload(Upload):
             finally:
                 if staged is not None:
                     await staged.discard()
+        if ended and info.offset < writer.end and writer.failure is not None:
+            # The body arrived but a part did not get to S3 (after botocore's retries):
+            # the offset stays honest, and the client is told to retry, not "done".
+            raise writer.failure
         return info.offset
 
     async def _stage(
@@ -674,6 +678,10 @@ class PartWriter:
         finally:
             await s3.run(body.close)
 
+    @property
+    def failure(self) -> BaseException | None:
+        return self._failed
+
     async def write(self, chunk: bytes) -> None:
         if self._failed is not None:
             raise self._failed
@@ -747,6 +755,8 @@ class PartWriter:
                     await task
             for task in self._inflight:
                 if task.cancelled() or task.exception() is not None:
+                    if not task.cancelled() and self._failed is None:
+                        self._failed = task.exception()
                     break  # later parts are early: they count once this gap is filled
                 self._done.append(task.result())
             self._inflight.clear()
