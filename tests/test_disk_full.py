@@ -104,8 +104,16 @@ def test_a_full_disk(small_disk: Path) -> None:
         assert status == 204, body
         status, body = call("GET", url)
         assert status == 200 and hashlib.sha256(body).digest() == hashlib.sha256(data).digest()
+
+        # read-only storage: writes are a clear 503, reads go on
+        frozen = subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=False)
+        assert frozen.returncode == 0
+        status, body = call("PUT", f"{server.url}/files/ro.bin", b"not now")
+        assert status == 503 and json.loads(body)["error"]["code"] == "storage_read_only"
+        status, body = call("GET", kept_url)
+        assert status == 200 and body == kept
     finally:
         stop_spigot(server)
     assert server.proc.stderr is not None
     log = server.proc.stderr.read()
-    assert "Traceback" not in log and "no space left" in log
+    assert "Traceback" not in log and "no space left" in log and "read-only" in log
