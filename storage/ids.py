@@ -12,7 +12,11 @@ _ID_RE = re.compile(r"[A-Za-z0-9_-]{22}")  # base64url of 16 bytes, no padding
 
 
 def new_id() -> str:
-    return secrets.token_urlsafe(ID_BYTES)
+    """Never starting with `-`, which command lines take for an option (`spigot sign
+    -xyz...`): drawn again in that one case in 64, so still about 128 bits."""
+    while (made := secrets.token_urlsafe(ID_BYTES)).startswith("-"):
+        pass
+    return made
 
 
 def is_valid_id(value: str) -> bool:

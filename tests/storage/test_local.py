@@ -59,6 +59,7 @@ def test_ids_are_unguessable_and_url_safe() -> None:
     ids = {new_id() for _ in range(10_000)}
     assert len(ids) == 10_000
     assert all(len(i) == 22 and is_valid_id(i) for i in ids)
+    assert not any(i.startswith("-") for i in ids)  # a command line would read an option
 
 
 @pytest.mark.parametrize(
