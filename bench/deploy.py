@@ -25,7 +25,7 @@ from pathlib import Path
 from bench.run import RESULTS, curl, download, small_ranges
 from bench.servers import Server, free_port, wait_listening
 from tests.conftest import write_random
-from tests.test_deploy_nginx import self_signed, templated
+from tests.test_deploy_nginx import main_conf, self_signed, templated
 from tests.tools import require
 
 MIB = 1 << 20
@@ -46,26 +46,7 @@ def spigot(data: Path, *args: str) -> Server:
 
 
 def nginx(root: Path, site: str, workers: int) -> Server:
-    for sub in ("tmp", "logs"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-    (root / "site.conf").write_text(site)
-    conf = root / "nginx.conf"
-    conf.write_text(
-        textwrap.dedent(f"""\
-        user root;
-        worker_processes {workers};
-        daemon off;
-        pid {root}/nginx.pid;
-        error_log {root}/logs/error.log warn;
-        events {{ worker_connections 1024; }}
-        http {{
-            access_log off;
-            client_body_temp_path {root}/tmp;
-            proxy_temp_path {root}/tmp;
-            include {root}/site.conf;
-        }}
-        """)
-    )
+    conf = main_conf(root, site, workers)
     proc = subprocess.Popen([require("nginx"), "-c", str(conf), "-p", str(root)])
     return Server("nginx", "", proc)
 

@@ -97,6 +97,32 @@ def templated(upstream: int, http: int, https: int, cert: Path, key: Path, data:
     return text
 
 
+def main_conf(root: Path, site: str, workers: int = 1) -> Path:
+    """An nginx.conf under `root` for a foreground nginx that includes `site` (bench/deploy.py
+    uses it too)."""
+    for sub in ("tmp", "logs"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    (root / "site.conf").write_text(site)
+    main = root / "nginx.conf"
+    main.write_text(
+        textwrap.dedent(f"""\
+        user root;
+        worker_processes {workers};
+        daemon off;
+        pid {root}/nginx.pid;
+        error_log {root}/logs/error.log warn;
+        events {{ worker_connections 1024; }}
+        http {{
+            access_log off;
+            client_body_temp_path {root}/tmp;
+            proxy_temp_path {root}/tmp;
+            include {root}/site.conf;
+        }}
+        """)
+    )
+    return main
+
+
 @pytest.fixture(scope="module")
 def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
     root = tmp_path_factory.mktemp("nginx")
@@ -107,26 +133,7 @@ def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
     upstream = int(spigot.url.rsplit(":", 1)[1])
     http, https = free_port(), free_port()
     cert, key = self_signed(root)
-    (root / "spigot.conf").write_text(templated(upstream, http, https, cert, key, data))
-    for sub in ("tmp", "logs"):
-        (root / sub).mkdir()
-    main = root / "nginx.conf"
-    main.write_text(
-        textwrap.dedent(f"""\
-        user root;
-        worker_processes 1;
-        daemon off;
-        pid {root}/nginx.pid;
-        error_log {root}/logs/error.log warn;
-        events {{ worker_connections 1024; }}
-        http {{
-            access_log off;
-            client_body_temp_path {root}/tmp;
-            proxy_temp_path {root}/tmp;
-            include {root}/spigot.conf;
-        }}
-        """)
-    )
+    main = main_conf(root, templated(upstream, http, https, cert, key, data))
     nginx = require("nginx")
     check = subprocess.run([nginx, "-t", "-c", str(main), "-p", str(root)], capture_output=True)
     assert check.returncode == 0, check.stderr.decode()
