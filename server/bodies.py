@@ -16,14 +16,33 @@ import json
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, StreamReader, web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.streams import EmptyStreamReader
+
+from storage.budget import BatchBudget
 
 from .context import SETTINGS
 from .errors import ApiError
 
 PART_CHUNK = 256 << 10
 T = TypeVar("T")
+
+# aiohttp buffers up to twice a request's read window before it pauses the socket. One
+# upload alone runs best with a 1 MiB window (the socket pauses and resumes every few chunks
+# with aiohttp's 64 KiB); with many at once each gets a share of this budget instead, so
+# the 128 uploads of the load suite buffer ~32 MiB rather than ~256 MiB (bench/load.py).
+# Memory is per process, so the budget is too.
+RECEIVE = BatchBudget(total=8 << 20, largest=1 << 20, smallest=64 << 10)
+
+
+def _set_window(stream: StreamReader, size: int) -> None:
+    if isinstance(stream, EmptyStreamReader):  # no body: no buffer
+        return
+    if size > stream.get_read_buffer_limits()[0]:
+        stream.set_read_chunk_size(size)
+    else:  # aiohttp can only raise it; its two limits are the whole of the state
+        stream._low_water, stream._high_water = size, 2 * size
 
 
 def stalled(seconds: float) -> ApiError:
@@ -74,12 +93,21 @@ class Meter:
 
 async def raw_chunks(request: web.BaseRequest, meter: Meter) -> AsyncIterator[bytes]:
     """The body as received, any content type (form-encoded bodies are not parsed)."""
+    stream = request.content
+    window = 0
+    RECEIVE.join()
     try:
-        while chunk := await arriving(request, request.content.readany()):
+        while True:
+            if window != (share := RECEIVE.batch()):
+                _set_window(stream, window := share)
+            if not (chunk := await arriving(request, stream.readany())):
+                break
             meter.add(len(chunk))
             yield chunk
     except (HttpProcessingError, ConnectionError) as exc:
         raise broken_body(exc) from exc
+    finally:
+        RECEIVE.leave()
     declared = request.content_length
     if declared is not None and meter.total != declared:
         raise broken_body(ValueError(f"got {meter.total} of {declared} bytes"))

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol, TypeVar
 
 from .base import DataStore, StoredPart, Upload, UploadInfo, UploadSpec
+from .budget import BatchBudget
 from .direct import DelegatesDirect
 from .errors import (
     ChecksumMismatch,
@@ -57,8 +58,11 @@ T = TypeVar("T")
 # write per chunk (bench/micro_write.py). 4 MiB batches rather than 1 MiB took a tus PATCH
 # from 1.6x to 2.05x @tus/server's throughput (bench/tus_tmpfs.py): the cost is in thread
 # hand-offs, not bytes. At most one batch is written while the next one fills, so an upload
-# holds at most 8 MiB, and a slow disk slows the reader rather than growing a queue.
+# holds at most 8 MiB, and a slow disk slows the reader rather than growing a queue. With
+# many uploads at once the batches shrink (budget.py): 128 uploads of the load suite held
+# 8 MiB each, ~1 GiB, before they shared 16 MiB.
 WRITE_BUFFER = 4 << 20
+WRITE_BUDGET = 16 << 20
 READ_CHUNK = 256 << 10
 ORPHAN_AGE = 3600.0  # a data file without a sidecar this old is a crashed create
 TOMBSTONE_AGE = 7 * 86400.0  # how long a gone upload keeps answering 410 rather than 404
@@ -75,6 +79,7 @@ class LocalStore(DelegatesDirect, DataStore):
         self._tmp = self.root / ".tmp"
         self._pool = ThreadPoolExecutor(max_workers=io_threads, thread_name_prefix="spigot-io")
         self.hashers = Hashers()
+        self.batches = BatchBudget(WRITE_BUDGET, WRITE_BUFFER, 64 << 10)
         self._finished = FinishedInfos()
         self.open_files = OpenFiles()
         self.locker = FileLocker(self.root, self.run_blocking)
@@ -485,11 +490,13 @@ class LocalUpload(Upload):
 
 
 class _CoalescingWriter:
-    """Gathers chunks into WRITE_BUFFER-sized writes done in the pool, one at a time."""
+    """Gathers chunks into writes of the store's batch size, done in the pool one at a time."""
 
     def __init__(self, fd: int, store: LocalStore, sinks: list[_Sink]) -> None:
         self._fd = fd
         self._store = store
+        self._budget = store.batches
+        self._budget.join()
         self._sinks = sinks
         self._chunks: list[bytes] = []
         self.pending = 0  # bytes gathered, not yet handed to a write
@@ -507,8 +514,10 @@ class _CoalescingWriter:
             return
         self._chunks.append(chunk)
         self.pending += len(chunk)
-        if self.pending >= WRITE_BUFFER:
+        if self.pending >= self._budget.batch():
             await self._submit()
+            if self._budget.shared:  # no next batch fills while this one is written
+                await self._wait()
 
     async def _submit(self) -> None:
         await self._wait()
@@ -530,10 +539,13 @@ class _CoalescingWriter:
         """Write out everything gathered, even when called because the stream failed."""
         # Shielded: if the handler is being cancelled, the bytes already received must
         # still reach the file before the offset is reported.
-        if self._chunks:
-            await asyncio.shield(self._submit())
-        if self._inflight is not None:
-            await asyncio.shield(self._wait())
+        try:
+            if self._chunks:
+                await asyncio.shield(self._submit())
+            if self._inflight is not None:
+                await asyncio.shield(self._wait())
+        finally:
+            self._budget.leave()
 
 
 class _Sink(Protocol):

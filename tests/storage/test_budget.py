@@ -1,0 +1,53 @@
+"""BatchBudget: one upload alone gathers the largest batch; many share the budget."""
+
+from __future__ import annotations
+
+import asyncio
+from unittest import mock
+
+import pytest
+from aiohttp import StreamReader
+
+from server.bodies import _set_window
+from storage.budget import BatchBudget
+
+MIB = 1 << 20
+KIB = 1 << 10
+
+
+@pytest.mark.parametrize(
+    ("active", "batch", "shared"),
+    [
+        (0, 4 * MIB, False),  # asked before anyone joined: the largest
+        (1, 4 * MIB, False),
+        (4, 4 * MIB, False),
+        (5, 3276 * KIB + 819, True),
+        (16, MIB, True),
+        (128, 128 * KIB, True),
+        (256, 64 * KIB, True),
+        (10_000, 64 * KIB, True),  # never below the smallest
+    ],
+)
+def test_batches_shrink_as_uploads_join(active: int, batch: int, shared: bool) -> None:
+    budget = BatchBudget(total=16 * MIB, largest=4 * MIB, smallest=64 * KIB)
+    for _ in range(active):
+        budget.join()
+    assert budget.batch() == batch
+    assert budget.shared is shared
+    for _ in range(active):
+        budget.leave()
+    assert (budget.active, budget.batch()) == (0, 4 * MIB)
+
+
+async def test_a_read_window_can_be_lowered_again() -> None:
+    """aiohttp can only raise a stream's window; bodies._set_window also lowers it, and
+    this says so if aiohttp's StreamReader ever changes shape."""
+    protocol = mock.Mock(_reading_paused=False)
+    stream = StreamReader(protocol, 1 << 16, loop=asyncio.get_running_loop())
+    _set_window(stream, MIB)
+    assert stream.get_read_buffer_limits() == (MIB, 2 * MIB)
+    _set_window(stream, 64 * KIB)
+    assert stream.get_read_buffer_limits() == (64 * KIB, 128 * KIB)
+    stream.feed_data(b"x" * (128 * KIB + 1))
+    protocol.pause_reading.assert_called_once()  # the lowered window is the one obeyed
+
