@@ -48,6 +48,9 @@ class S3Unavailable(S3Error, StorageBusy):
     """S3 answered 5xx or SlowDown even after botocore's retries."""
 
 
+POOL_CONNECTIONS = 256
+
+
 class S3:
     """The bucket, and a pool of threads that call it."""
 
@@ -55,6 +58,10 @@ class S3:
         self.bucket = bucket
         self._endpoint_url = endpoint_url
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="spigot-s3")
+        # Leases get threads of their own: under load (bench/load.py) their small calls
+        # queued behind range reads and parts for longer than the lock timeout, and
+        # sequential PATCHes got 423.
+        self._control = ThreadPoolExecutor(max_workers=4, thread_name_prefix="spigot-s3-lease")
         self._threads = threads
         self._client: Any = None
         self._observer: CallCallback | None = None
@@ -117,7 +124,10 @@ class S3:
 
     def _build(self) -> Any:
         config = Config(
-            max_pool_connections=self._threads,
+            # A download's GetObject holds its connection while the body streams, after the
+            # thread is free; under load (bench/load.py) many more than `threads` do, and a
+            # pool of `threads` logged "Connection pool is full" and reconnected each time.
+            max_pool_connections=max(self._threads, POOL_CONNECTIONS),
             retries={"mode": "standard", "max_attempts": 5},
             # spigot hashes every byte itself (sha256); botocore's extra CRC pass would
             # cost a second read of each part for nothing.
@@ -136,16 +146,20 @@ class S3:
     def _over_tls(self) -> bool:
         return self._endpoint_url is None or self._endpoint_url.lower().startswith("https:")
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+    async def run(self, fn: Callable[..., T], *args: Any, control: bool = False) -> T:
+        """`fn(*args)` in a pool thread; `control` for the lease's calls, never queued
+        behind data."""
+        pool = self._control if control else self._pool
+        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
-    async def call(self, operation: str, **params: Any) -> Any:
+    async def call(self, operation: str, *, control: bool = False, **params: Any) -> Any:
         """One S3 API call; Bucket is filled in. Every failure is a StorageError, so the
         HTTP layer answers it as one: S3Error when S3 answered, else (network,
         credentials) a plain StorageError."""
         method = getattr(self._client, operation)
+        call = functools.partial(method, Bucket=self.bucket, **params)
         try:
-            return await self.run(functools.partial(method, Bucket=self.bucket, **params))
+            return await self.run(call, control=control)
         except ClientError as exc:
             raise S3Error.of(operation, exc) from exc
         except BotoCoreError as exc:
@@ -190,6 +204,7 @@ class S3:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        self._control.shutdown(wait=True)
         if self._client is not None:
             client, self._client = self._client, None
             client.close()

@@ -58,7 +58,7 @@ class LeaseLocker:
         # asking while the lease was a dead instance's. Left in place it would make us let
         # go at once. A waiter still waiting asks again within `2 * watch`.
         with contextlib.suppress(StorageError):
-            await self._s3.call("delete_object", Key=self._key(upload_id, "release"))
+            await self._s3.call("delete_object", Key=self._key(upload_id, "release"), control=True)
         self._holders[upload_id] = release
         keeper = asyncio.ensure_future(self._keep(upload_id, etag, release))
         try:
@@ -88,7 +88,10 @@ class LeaseLocker:
                     holder()
                 else:
                     await self._s3.call(
-                        "put_object", Key=self._key(upload_id, "release"), Body=self.owner.encode()
+                        "put_object",
+                        Key=self._key(upload_id, "release"),
+                        Body=self.owner.encode(),
+                        control=True,
                     )
             await asyncio.sleep(POLL)
 
@@ -100,7 +103,7 @@ class LeaseLocker:
         lock_key = self._key(upload_id, "lock")
         try:
             made = await self._s3.call(
-                "put_object", Key=lock_key, Body=self._body(), IfNoneMatch="*"
+                "put_object", Key=lock_key, Body=self._body(), IfNoneMatch="*", control=True
             )
             self._seen.pop(upload_id, None)
             return str(made["ETag"])
@@ -122,7 +125,7 @@ class LeaseLocker:
             return None
         try:  # nobody renewed it for a whole ttl: its holder is gone
             made = await self._s3.call(
-                "put_object", Key=lock_key, Body=self._body(), IfMatch=current
+                "put_object", Key=lock_key, Body=self._body(), IfMatch=current, control=True
             )
         except S3Error as exc:
             if is_conflict(exc) or is_missing(exc):
@@ -141,8 +144,8 @@ class LeaseLocker:
 
     async def _read(self, lock_key: str) -> tuple[str, float]:
         """The lease's ETag, and the ttl its holder promised to renew within."""
-        got = await self._s3.call("get_object", Key=lock_key)
-        body = await self._s3.run(got["Body"].read)
+        got = await self._s3.call("get_object", Key=lock_key, control=True)
+        body = await self._s3.run(got["Body"].read, control=True)
         try:
             ttl = float(json.loads(body)["ttl"])
         except (ValueError, KeyError, TypeError):
@@ -163,34 +166,50 @@ class LeaseLocker:
                         release()
                 if loop.time() >= renew_at:
                     renew_at = loop.time() + self.ttl / 3
+                    renewal = asyncio.ensure_future(self._renew(lock_key, etag))
                     try:
-                        made = await self._s3.call(
-                            "put_object", Key=lock_key, Body=self._body(), IfMatch=etag
-                        )
-                        etag = str(made["ETag"])
-                    except S3Error as exc:
-                        if not (is_conflict(exc) or is_missing(exc)):
-                            continue  # S3 trouble: the lease has time left, retry
+                        renewed = await asyncio.shield(renewal)
+                    except asyncio.CancelledError:
+                        # Released while the renewal was on its way: once S3 has it, the
+                        # lease's ETag is the new one, and a drop with the old one would
+                        # leave the lease for a whole ttl (a 423 for the next PATCH).
+                        renewed = await renewal
+                        return etag if renewed is None else renewed
+                    if renewed == "":
                         release()  # taken over: stop writing now
                         return ""
-                    except StorageError:
-                        continue
+                    etag = renewed or etag
         except asyncio.CancelledError:
             return etag
+
+    async def _renew(self, lock_key: str, etag: str) -> str | None:
+        """The renewed lease's ETag; "" if it was taken over; None if S3 was in trouble
+        (the lease has time left: the next round retries)."""
+        try:
+            made = await self._s3.call(
+                "put_object", Key=lock_key, Body=self._body(), IfMatch=etag, control=True
+            )
+        except S3Error as exc:
+            return "" if is_conflict(exc) or is_missing(exc) else None
+        except StorageError:
+            return None
+        return str(made["ETag"])
 
     async def _release_requested(self, release_key: str) -> bool:
         """Whether a waiter asked for the lease; the request is consumed."""
         try:
-            await self._s3.call("head_object", Key=release_key)
+            await self._s3.call("head_object", Key=release_key, control=True)
         except S3Error as exc:
             if is_missing(exc):
                 return False
             raise StorageError(f"checking {release_key} failed") from exc
-        await self._s3.call("delete_object", Key=release_key)
+        await self._s3.call("delete_object", Key=release_key, control=True)
         return True
 
     async def _drop(self, upload_id: str, etag: str) -> None:
         if not etag:
             return  # no longer ours
         with contextlib.suppress(S3Error):
-            await self._s3.call("delete_object", Key=self._key(upload_id, "lock"), IfMatch=etag)
+            await self._s3.call(
+                "delete_object", Key=self._key(upload_id, "lock"), IfMatch=etag, control=True
+            )

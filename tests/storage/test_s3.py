@@ -388,6 +388,31 @@ async def test_lease_is_exclusive_released_on_request_and_expires(make_store: An
         assert not let_go.is_set()
 
 
+async def test_a_lease_let_go_while_renewing_is_dropped_at_once(
+    make_store: Any, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The renewal is already at S3 when the holder lets go: the lease's ETag is then the
+    renewal's, and dropping it with the one before left it for a whole ttl (under load,
+    the next PATCH of the same upload got 423)."""
+    store = await make_store(lock_ttl=0.3)
+    store.locker.watch = 0.05
+    upload = await store.create(UploadSpec(name="x", length=10))
+    real = store.s3.call
+    renewed = asyncio.Event()
+
+    async def answer_late(operation: str, **params: Any) -> Any:
+        made = await real(operation, **params)
+        if operation == "put_object" and "IfMatch" in params:
+            renewed.set()
+            await asyncio.sleep(0.3)  # S3 has it; its answer is still on the way
+        return made
+
+    monkeypatch.setattr(store.s3, "call", answer_late)
+    async with store.lock(upload.info.id, lambda: None):
+        await renewed.wait()
+    assert f"{upload.info.id}.lock" not in keys(s3)
+
+
 async def test_bad_bucket_and_credentials_stop_start(
     s3: Any, tmp_path: Path, monkeypatch: Any
 ) -> None:
