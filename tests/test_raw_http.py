@@ -2,14 +2,14 @@
 huge headers, and hypothesis-made request heads. None gets a 5xx, none crashes the server
 or leaks a descriptor, and a normal request is answered after every one.
 
-(Malformed HTTP is answered by aiohttp's parser with its own plain-text 400, before any
-application code runs; making that JSON would mean replacing aiohttp's connection class,
-whose constructor is not public API. The status is right; the body is aiohttp's.)
+Malformed HTTP is answered by aiohttp's parser before any application code runs; its
+answer carries spigot's JSON error body all the same (server/serving/bad_http.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import urllib.request
@@ -103,10 +103,28 @@ def test_content_length_with_transfer_encoding_is_refused(server: SpigotProcess)
 )
 def test_broken_framing_gets_a_4xx(server: SpigotProcess, request_bytes: bytes) -> None:
     before = descriptors(server)
-    got = statuses(exchange(server, request_bytes))
+    answer = exchange(server, request_bytes)
+    got = statuses(answer)
     assert got and all(s < 500 for s in got), got
+    if got[-1] == 400:  # the parser's own refusal, in spigot's error shape
+        head, _, body = answer.rpartition(b"\r\n\r\n")
+        assert b"Content-Type: application/json" in head
+        error = json.loads(body)["error"]
+        assert error["code"] in ("bad_http", "incomplete_body", "bad_name"), error
+        assert error["message"]
     still_serving(server)
     assert descriptors(server) <= before + 1
+
+
+def test_the_parser_s_400_is_json_and_quotes_no_raw_bytes(server: SpigotProcess) -> None:
+    answer = exchange(server, b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header\x01: y\r\n\r\n")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 400 Bad Request\r\n")
+    assert b"Content-Type: application/json" in head
+    error = json.loads(body)["error"]
+    assert error["code"] == "bad_http"
+    assert error["message"].startswith("malformed HTTP request: ")
+    assert "\n" not in error["message"] and "\\x01" not in error["message"]
 
 
 TOKEN = st.text(st.sampled_from("abcdefghijklmnopqrstuvwxyz-_/?=%&.0123456789"), max_size=30)

@@ -23,8 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 
 from ..settings import Settings
+from .bad_http import answer_in_json
 
 Factory = Callable[[], asyncio.Protocol]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -167,7 +169,14 @@ class Guarded(asyncio.Protocol):
 
 def guarded(factory: Factory, settings: Settings) -> Factory:
     book = Book(settings.max_connections, settings.max_connections_per_ip)
-    return lambda: Guarded(factory(), settings, book)
+
+    def make() -> Guarded:
+        inner = factory()
+        if isinstance(inner, RequestHandler):
+            answer_in_json(inner)
+        return Guarded(inner, settings, book)
+
+    return make
 
 
 @web.middleware
