@@ -21,6 +21,7 @@ from ..ops.middleware import CONNECTIONS
 from ..routes.metrics import open_metrics
 from ..settings import Settings
 from ..storage_factory import open_store
+from .arenas import limit_arenas
 from .drain import DRAIN
 from .guard import guarded, mark
 from .workers import say_listening
@@ -29,6 +30,7 @@ log = logging.getLogger("spigot")
 
 
 async def serve(settings: Settings, sock: socket.socket, announce: bool = True) -> None:
+    limit_arenas()  # before the store starts its threads
     store = open_store(settings)
     app = create_app(settings, store)
     app.middlewares.insert(0, mark)  # the connection guard's view of requests

@@ -25,12 +25,16 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, BinaryIO, TypeAlias
 
+from ..budget import BatchBudget
 from ..errors import TempSpaceFull
 
 RunBlocking = Callable[..., Awaitable[Any]]
 Body: TypeAlias = "BinaryIO | MemoryFile"  # what botocore is handed to send
 
-FLUSH = 1 << 20  # spooled bytes are written in batches of this size
+FLUSH = 1 << 20  # spooled bytes are written in batches of this size, when few parts fill
+# With many at once each gets a share of this: 128 uploads held ~1 MiB of part memory and
+# ~1 MiB of unwritten chunks each, over 200 MiB, before they shared it (bench/load.py).
+BATCH_BUDGET = 8 << 20
 YOUNG_DIR = 60.0  # a directory without its lock file this young may be starting up
 
 
@@ -45,6 +49,9 @@ class TempSpace:
         self.used = 0
         self.peak = 0
         self._freed = asyncio.Condition()
+        # How many bytes each filling part may hold in memory, in all: in its memory, or
+        # waiting to be written to its spool file.
+        self.batches = BatchBudget(BATCH_BUDGET, FLUSH, 32 << 10)
 
     async def start(self) -> int:
         """Remove dead instances' leftovers, then claim a directory; returns files removed."""
@@ -124,6 +131,9 @@ class PartBuffer:
         self.space = space
         self._memory_limit = memory_limit
         self._capacity = capacity if capacity <= memory_limit else 0
+        # A part known to outgrow memory is spooled from its first byte: first filling
+        # memory_limit and then copying it out held ~1 MiB per upload at once under load.
+        self._spool_now = capacity > memory_limit
         self._memory: bytearray | None = None  # bytes [0:size] while not spooled
         self.size = 0
         self._file: BinaryIO | None = None
@@ -132,6 +142,8 @@ class PartBuffer:
         self._unwritten_size = 0
         self._file_crc = 0  # CRC32 of the bytes in the file, computed as they are written
         self._reserved = 0
+        self._budget: BatchBudget | None = space.batches
+        self._budget.join()
 
     @property
     def spooled(self) -> bool:
@@ -141,7 +153,8 @@ class PartBuffer:
         if not chunk:
             return
         end = self.size + len(chunk)
-        if self._file is None and end <= self._memory_limit:
+        share = self.space.batches.batch()
+        if self._file is None and not self._spool_now and end <= min(self._memory_limit, share):
             self._keep(chunk, end)
             return
         if self._file is None:
@@ -154,7 +167,7 @@ class PartBuffer:
         self._unwritten.append(chunk)
         self._unwritten_size += len(chunk)
         self.size = end
-        if self._unwritten_size >= FLUSH:
+        if self._unwritten_size >= share:
             await self._flush()
 
     def _keep(self, chunk: bytes | memoryview, end: int) -> None:
@@ -197,6 +210,9 @@ class PartBuffer:
 
     async def discard(self) -> None:
         """Free the memory and the temp file; safe to call twice."""
+        if self._budget is not None:
+            budget, self._budget = self._budget, None
+            budget.leave()
         self._memory, self._unwritten, self._unwritten_size = None, [], 0
         if self._file is not None:
             f, path, self._file = self._file, self._path, None

@@ -17,9 +17,10 @@ import json
 import time
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from ..base import CallCallback, DataStore, Upload, UploadInfo, UploadSpec
@@ -42,6 +43,8 @@ from .client import S3, S3Error, is_missing
 from .direct import S3Direct
 from .layout import MIN_PART, Part, Progress, Tail
 from .lease import LeaseLocker
+
+T = TypeVar("T")
 
 READ_CHUNK = 512 << 10
 TOMBSTONE_AGE = 7 * 86400.0
@@ -76,7 +79,11 @@ class S3Store(DelegatesDirect, DataStore):
         self.max_length = max_length
         self.abandon_after = abandon_after  # see _abort_abandoned
         self.s3 = S3(bucket, endpoint_url, threads=concurrency + 8)
-        self.temp = TempSpace(Path(temp_dir), temp_cap, self.s3.run)
+        # Spooling and hashing are local work, in threads of their own: queued behind parts
+        # on their way to a slow S3, every upload's chunks waited in memory (bench/load.py:
+        # 128 uploads held ~1 MiB each more).
+        self._local = ThreadPoolExecutor(max_workers=4, thread_name_prefix="spigot-spool")
+        self.temp = TempSpace(Path(temp_dir), temp_cap, self.run_local)
         self.slots = asyncio.Semaphore(concurrency)
         self.locker = LeaseLocker(self.s3, self.key, ttl=lock_ttl, timeout=lock_timeout)
         self.hashers = Hashers()
@@ -111,10 +118,15 @@ class S3Store(DelegatesDirect, DataStore):
         """CallObserver: every S3 API call, timed by botocore's own events."""
         self.s3.observe_calls(callback)
 
+    async def run_local(self, fn: Callable[..., T], *args: Any) -> T:
+        """Local disk or CPU work (spool files, hashing) off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self._local, fn, *args)
+
     async def close(self) -> None:
         """Remove this instance's temp directory and stop the threads; safe to repeat."""
         await self.temp.close()
         self.s3.close()
+        self._local.shutdown(wait=True)
 
     def lock(
         self, upload_id: str, release: Callable[[], None]
@@ -515,9 +527,9 @@ class S3Upload(Upload):
                 pending.append(chunk)
                 unhashed += len(chunk)
                 if unhashed >= FLUSH:
-                    await self._store.s3.run(_feed, [verify], pending)
+                    await self._store.run_local(_feed, [verify], pending)
                     pending, unhashed = [], 0
-            await self._store.s3.run(_feed, [verify], pending)
+            await self._store.run_local(_feed, [verify], pending)
             if not verify.matches():
                 raise ChecksumMismatch(self._info.id)
         except BaseException:
@@ -660,7 +672,13 @@ class PartWriter:
         self._unhashed_size = 0
 
     def _new_buffer(self) -> PartBuffer:
-        return PartBuffer(self._store.temp, self._store.memory_limit, self._size)
+        """The next part's buffer, planned for the bytes it will hold where that is known:
+        a small upload's only part waits in memory, a full-size part on disk."""
+        length = self._upload.info.length
+        capacity = self._size
+        if length is not None:
+            capacity = max(0, min(capacity, length - self._buffer_start))
+        return PartBuffer(self._store.temp, self._store.memory_limit, capacity)
 
     async def begin(self) -> None:
         """Put the stored tail in front of the new bytes. Its object stays until what
@@ -689,7 +707,7 @@ class PartWriter:
         if self._sinks:
             self._unhashed.append(chunk)
             self._unhashed_size += len(chunk)
-            if self._unhashed_size >= FLUSH:
+            if self._unhashed_size >= self._store.temp.batches.batch():
                 await self._hash_pending()
         if self._buffer.size + len(chunk) < self._size:
             await self._buffer.add(chunk)
@@ -704,15 +722,16 @@ class PartWriter:
 
     async def _hash_pending(self) -> None:
         pending, self._unhashed, self._unhashed_size = self._unhashed, [], 0
-        await self._store.s3.run(_feed, self._sinks, pending)
+        await self._store.run_local(_feed, self._sinks, pending)
 
     async def _submit(self) -> None:
         multipart = await self._upload.ensure_multipart()
         await self._store.slots.acquire()
-        buffer, self._buffer = self._buffer, self._new_buffer()
+        buffer = self._buffer
         number = self._number
         self._number += 1
         self._buffer_start += buffer.size
+        self._buffer = self._new_buffer()
         task = asyncio.ensure_future(self._upload_part(multipart, number, buffer))
         task.add_done_callback(self._note_failure)
         self._inflight.append(task)
@@ -726,7 +745,8 @@ class PartWriter:
     async def _upload_part(self, multipart: str, number: int, buffer: PartBuffer) -> Part:
         try:
             body = await buffer.body()
-            s3, checksum = self._store.s3, {}
+            s3 = self._store.s3
+            checksum: dict[str, Any] = {}
             if self._upload.info.backend.get("checksum") == "CRC32":
                 checksum["ChecksumCRC32"] = await buffer.crc32()
             made = await s3.call(
