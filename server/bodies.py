@@ -31,18 +31,26 @@ T = TypeVar("T")
 # aiohttp buffers up to twice a request's read window before it pauses the socket. One
 # upload alone runs best with a 1 MiB window (the socket pauses and resumes every few chunks
 # with aiohttp's 64 KiB); with many at once each gets a share of this budget instead, so
-# the 128 uploads of the load suite buffer ~32 MiB rather than ~256 MiB (bench/load.py).
+# the 128 uploads of the load suite buffer ~12 MiB rather than ~256 MiB (bench/load.py).
 # Memory is per process, so the budget is too.
-RECEIVE = BatchBudget(total=8 << 20, largest=1 << 20, smallest=64 << 10)
+RECEIVE = BatchBudget(total=4 << 20, largest=1 << 20, smallest=32 << 10)
 
 
-def _set_window(stream: StreamReader, size: int) -> None:
+RECV_SIZE = 256 << 10  # asyncio's selector transport reads up to this per recv()
+
+
+def _set_window(stream: StreamReader, transport: object, size: int) -> None:
     if isinstance(stream, EmptyStreamReader):  # no body: no buffer
         return
     if size > stream.get_read_buffer_limits()[0]:
         stream.set_read_chunk_size(size)
     else:  # aiohttp can only raise it; its two limits are the whole of the state
         stream._low_water, stream._high_water = size, 2 * size
+    # A pause comes only after a read, so one recv() can pass the window by its whole
+    # size: with small windows that overshoot was most of each connection's buffer.
+    # asyncio's transport takes the size per object (uvloop's has none: left alone).
+    if hasattr(transport, "max_size"):
+        transport.max_size = min(RECV_SIZE, size)
 
 
 def stalled(seconds: float) -> ApiError:
@@ -98,8 +106,11 @@ async def raw_chunks(request: web.BaseRequest, meter: Meter) -> AsyncIterator[by
     RECEIVE.join()
     try:
         while True:
-            if window != (share := RECEIVE.batch()):
-                _set_window(stream, window := share)
+            # Grown from the smallest, doubling per read: uploads that start together see
+            # each other before any has taken a large window (and filled it).
+            share = RECEIVE.batch()
+            if window != (grown := min(share, max(2 * window, RECEIVE.smallest))):
+                _set_window(stream, request.transport, window := grown)
             if not (chunk := await arriving(request, stream.readany())):
                 break
             meter.add(len(chunk))
@@ -108,6 +119,8 @@ async def raw_chunks(request: web.BaseRequest, meter: Meter) -> AsyncIterator[by
         raise broken_body(exc) from exc
     finally:
         RECEIVE.leave()
+        if window and window < RECV_SIZE:  # the next request on this connection starts anew
+            _set_window(stream, request.transport, RECV_SIZE)
     declared = request.content_length
     if declared is not None and meter.total != declared:
         raise broken_body(ValueError(f"got {meter.total} of {declared} bytes"))

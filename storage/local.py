@@ -62,7 +62,7 @@ T = TypeVar("T")
 # many uploads at once the batches shrink (budget.py): 128 uploads of the load suite held
 # 8 MiB each, ~1 GiB, before they shared 16 MiB.
 WRITE_BUFFER = 4 << 20
-WRITE_BUDGET = 16 << 20
+WRITE_BUDGET = 8 << 20
 READ_CHUNK = 256 << 10
 ORPHAN_AGE = 3600.0  # a data file without a sidecar this old is a crashed create
 TOMBSTONE_AGE = 7 * 86400.0  # how long a gone upload keeps answering 410 rather than 404
@@ -79,7 +79,7 @@ class LocalStore(DelegatesDirect, DataStore):
         self._tmp = self.root / ".tmp"
         self._pool = ThreadPoolExecutor(max_workers=io_threads, thread_name_prefix="spigot-io")
         self.hashers = Hashers()
-        self.batches = BatchBudget(WRITE_BUDGET, WRITE_BUFFER, 64 << 10)
+        self.batches = BatchBudget(WRITE_BUDGET, WRITE_BUFFER, 32 << 10)
         self._finished = FinishedInfos()
         self.open_files = OpenFiles()
         self.locker = FileLocker(self.root, self.run_blocking)

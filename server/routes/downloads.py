@@ -36,8 +36,9 @@ log = logging.getLogger("spigot")
 
 # Bodies up to this size are read in one go and sent with their headers in a single write;
 # larger ones are streamed (sendfile for local files). Thread hand-offs, not bytes, dominate
-# the cost of small ranges: see bench/RESULTS.md.
-SMALL_BODY = 256 << 10
+# the cost of small ranges: see bench/RESULTS.md. Each such body waits in memory until its
+# client takes it: with 200 range readers, 256 KiB here cost ~18 MiB of RSS (bench/load.py).
+SMALL_BODY = 64 << 10
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 from unittest import mock
 
 import pytest
@@ -44,10 +45,12 @@ async def test_a_read_window_can_be_lowered_again() -> None:
     this says so if aiohttp's StreamReader ever changes shape."""
     protocol = mock.Mock(_reading_paused=False)
     stream = StreamReader(protocol, 1 << 16, loop=asyncio.get_running_loop())
-    _set_window(stream, MIB)
+    transport = SimpleNamespace(max_size=256 * KIB)  # asyncio's: what one recv() may take
+    _set_window(stream, transport, MIB)
     assert stream.get_read_buffer_limits() == (MIB, 2 * MIB)
-    _set_window(stream, 64 * KIB)
+    assert transport.max_size == 256 * KIB
+    _set_window(stream, transport, 64 * KIB)
     assert stream.get_read_buffer_limits() == (64 * KIB, 128 * KIB)
+    assert transport.max_size == 64 * KIB
     stream.feed_data(b"x" * (128 * KIB + 1))
     protocol.pause_reading.assert_called_once()  # the lowered window is the one obeyed
-
