@@ -4,6 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 TESTSTAMP := $(VENV)/.installed-test
+BENCHSTAMP := $(VENV)/.installed-bench
 
 # Debian tools the tests drive as real clients (and nginx for the deployment tests and bench),
 # Node.js for tus-js-client, and Chromium for the real-browser tests (never a downloaded one).
@@ -24,6 +25,10 @@ $(TESTSTAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP) $@
 
+$(BENCHSTAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	touch $(STAMP) $(TESTSTAMP) $@
+
 serve: $(STAMP)
 	$(VENV)/bin/spigot serve --host 127.0.0.1 --port 8080 --storage ./data
 
@@ -43,11 +48,12 @@ lint: $(TESTSTAMP)
 typecheck: $(TESTSTAMP)
 	$(VENV)/bin/mypy
 
-bench: $(TESTSTAMP) debian-tools
+bench: $(BENCHSTAMP) debian-tools
 	$(PY) -m bench.run
 	$(PY) -m bench.s3
 	$(PY) -m bench.deploy
 	$(PY) -m bench.fsync
+	$(PY) -m bench.load
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info

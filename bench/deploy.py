@@ -25,15 +25,11 @@ from pathlib import Path
 from bench.run import RESULTS, curl, download, small_ranges
 from bench.servers import Server, free_port, wait_listening
 from tests.conftest import write_random
+from tests.processes import cpu_seconds
 from tests.test_deploy_nginx import main_conf, self_signed, templated
 from tests.tools import require
 
 MIB = 1 << 20
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks
 
 
 def spigot(data: Path, *args: str) -> Server:
