@@ -67,8 +67,8 @@ def start_spigot(workdir: Path) -> Server:
             "--log-level",
             "warning",
             # the proxy benchmark's upstream is nginx on loopback: bench only
-            "--proxy-allow-private",
-            "--proxy-unsigned",
+            "--insecure-proxy-allow-private",
+            "--insecure-proxy-unsigned",
         ],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,

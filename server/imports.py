@@ -180,7 +180,7 @@ class Importer:
                         job.url,
                         headers,
                         timeouts,
-                        settings.proxy_allow_private,
+                        settings.insecure_proxy_allow_private,
                     )
                 except (aiohttp.ClientError, TimeoutError) as exc:
                     if attempt == ATTEMPTS:

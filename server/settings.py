@@ -443,13 +443,13 @@ class Settings:
         "KEYS",
         secret=True,
     )
-    proxy_unsigned: bool = _option(
+    insecure_proxy_unsigned: bool = _option(
         False,
         parse_bool,
         "UNSAFE, trusted networks only: proxy URLs without a signature",
         flag=True,
     )
-    proxy_allow_private: bool = _option(
+    insecure_proxy_allow_private: bool = _option(
         False,
         parse_bool,
         "UNSAFE, tests and development only: proxy to private addresses",

@@ -303,7 +303,7 @@ async def test_owners_of_concatenations_and_imports(
     make_client: ClientFactory,
     origin: Origin,  # noqa: F811
 ) -> None:
-    client = await jwt_client(make_client, proxy_allow_private=True)
+    client = await jwt_client(make_client, insecure_proxy_allow_private=True)
     alice = bearer(token("alice", scope="upload read import"))
     bob = bearer(token("bob", scope="upload read import"))
     partial = {**TUS, "Upload-Concat": "partial", "Upload-Length": "3"}
@@ -718,7 +718,7 @@ async def test_the_deprecated_import_token_grants_import_only(
     origin: Origin,  # noqa: F811
 ) -> None:
     legacy = "a-legacy-import-token-16+"
-    client = await jwt_client(make_client, import_token=legacy, proxy_allow_private=True)
+    client = await jwt_client(make_client, import_token=legacy, insecure_proxy_allow_private=True)
     resp = await client.post("/imports", json={"url": origin.url()}, headers=bearer(legacy))
     assert resp.status == 202
     resp = await client.get("/files/", headers=bearer(legacy))

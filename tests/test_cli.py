@@ -152,11 +152,13 @@ def test_secrets_never_appear_in_repr() -> None:
 
 
 def test_switches_and_their_env_vars() -> None:
-    assert Settings.resolve({"proxy_unsigned": "1"}, {}).proxy_unsigned is True
-    assert Settings.resolve({}, {"SPIGOT_PROXY_ALLOW_PRIVATE": "true"}).proxy_allow_private
-    assert Settings.resolve({}, {}).proxy_unsigned is False
+    assert Settings.resolve({"insecure_proxy_unsigned": "1"}, {}).insecure_proxy_unsigned is True
+    assert Settings.resolve(
+        {}, {"SPIGOT_INSECURE_PROXY_ALLOW_PRIVATE": "true"}
+    ).insecure_proxy_allow_private
+    assert Settings.resolve({}, {}).insecure_proxy_unsigned is False
     with pytest.raises(SettingError):
-        Settings.resolve({}, {"SPIGOT_PROXY_UNSIGNED": "maybe"})
+        Settings.resolve({}, {"SPIGOT_INSECURE_PROXY_UNSIGNED": "maybe"})
     with pytest.raises(SettingError, match="at least 32 bytes"):
         Settings.resolve({"secret": "short"}, {})
     with pytest.raises(SettingError, match="at least 32 bytes"):  # every key of the list

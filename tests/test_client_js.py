@@ -26,7 +26,7 @@ def install() -> None:
 
 @pytest.fixture
 def server(data_dir: Path) -> Iterator[SpigotProcess]:
-    spigot = start_spigot(data_dir, "--proxy-allow-private")
+    spigot = start_spigot(data_dir, "--insecure-proxy-allow-private")
     yield spigot
     stop_spigot(spigot)
 

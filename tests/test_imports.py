@@ -85,7 +85,7 @@ async def run_import(client: Client, url: str) -> tuple[dict[str, Any], list[dic
 
 
 async def test_import_to_disk(make_client: ClientFactory, origin: Origin) -> None:
-    client = await make_client(proxy_allow_private=True)
+    client = await make_client(insecure_proxy_allow_private=True)
     doc, events = await run_import(client, origin.url())
     assert events[-1]["event"] == "complete"
     file = events[-1]["data"]["file"]
@@ -102,7 +102,7 @@ async def test_import_to_disk(make_client: ClientFactory, origin: Origin) -> Non
 
 async def test_import_resumes_after_a_drop(make_client: ClientFactory, origin: Origin) -> None:
     origin.drop_first = True
-    client = await make_client(proxy_allow_private=True)
+    client = await make_client(insecure_proxy_allow_private=True)
     _, events = await run_import(client, origin.url())
     assert events[-1]["event"] == "complete"
     assert len(origin.requests) == 2
@@ -118,7 +118,7 @@ async def test_import_without_ranges_fails_cleanly(
 ) -> None:
     origin.drop_first = True
     origin.ranges = False
-    client = await make_client(proxy_allow_private=True)
+    client = await make_client(insecure_proxy_allow_private=True)
     doc, events = await run_import(client, origin.url())
     assert events[-1]["event"] == "error"
     assert "connection failed" in events[-1]["data"]["message"]
@@ -135,7 +135,9 @@ async def test_import_refuses_private_targets(client: Client, origin: Origin) ->
 
 
 async def test_import_token(make_client: ClientFactory, origin: Origin) -> None:
-    client = await make_client(proxy_allow_private=True, import_token="a-token-of-16-chars")
+    client = await make_client(
+        insecure_proxy_allow_private=True, import_token="a-token-of-16-chars"
+    )
     body = {"url": origin.url()}
     assert (await start_import(client, body)).status == 401
     assert (await start_import(client, body, Authorization="Bearer wrong-token-here")).status == 401
@@ -175,7 +177,9 @@ async def test_queue_is_bounded(make_client: ClientFactory) -> None:
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:
-        client = await make_client(proxy_allow_private=True, import_concurrency=1, import_queue=1)
+        client = await make_client(
+            insecure_proxy_allow_private=True, import_concurrency=1, import_queue=1
+        )
         url = str(server.make_url("/stall"))
         assert (await start_import(client, {"url": url})).status == 202  # running
         await asyncio.sleep(0.1)

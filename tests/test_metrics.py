@@ -136,7 +136,10 @@ async def test_event_stream_subscribers_are_a_gauge(make_client: ClientFactory) 
 async def test_sweeps_proxy_and_hooks_are_counted(make_client: ClientFactory) -> None:
     dead = f"http://127.0.0.1:{free_port()}/hook"
     client = await make_client(
-        sweep_interval=0.05, proxy_unsigned=True, proxy_allow_private=True, hook_url=dead
+        sweep_interval=0.05,
+        insecure_proxy_unsigned=True,
+        insecure_proxy_allow_private=True,
+        hook_url=dead,
     )
     before = await scrape(client)
     put = await client.put("/files/p.bin", data=b"x" * 4096)  # the hook is told: and fails

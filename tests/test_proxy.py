@@ -197,7 +197,7 @@ def link(url: str, secret: str = SECRET, ttl: int = 600) -> str:
 @pytest.fixture
 async def proxy(make_client: ClientFactory) -> Client:
     """Signed links, private upstreams allowed: loopback is where the test upstream lives."""
-    return await make_client(secret=(SECRET,), proxy_allow_private=True)
+    return await make_client(secret=(SECRET,), insecure_proxy_allow_private=True)
 
 
 @dataclass
@@ -232,7 +232,7 @@ def relay_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
 async def relaying(make_client: ClientFactory, relay_mode: RelayMode) -> Client:
     """The proxy fixture, once for each way of relaying the body."""
     return await make_client(
-        secret=(SECRET,), proxy_allow_private=True, proxy_no_splice=relay_mode.no_splice
+        secret=(SECRET,), insecure_proxy_allow_private=True, proxy_no_splice=relay_mode.no_splice
     )
 
 
@@ -368,7 +368,9 @@ async def test_request_header_hygiene(proxy: Client, upstream: Upstream) -> None
 
 async def test_content_type_filter(make_client: ClientFactory, upstream: Upstream) -> None:
     client = await make_client(
-        secret=(SECRET,), proxy_allow_private=True, proxy_content_types=("image/*", "video/*")
+        secret=(SECRET,),
+        insecure_proxy_allow_private=True,
+        proxy_content_types=("image/*", "video/*"),
     )
     assert (await client.get(link(upstream.url("/html")))).status == 415
     allowed = await client.get(link(upstream.url("/video")))
@@ -376,7 +378,9 @@ async def test_content_type_filter(make_client: ClientFactory, upstream: Upstrea
 
 
 async def test_size_limit(make_client: ClientFactory, upstream: Upstream) -> None:
-    client = await make_client(secret=(SECRET,), proxy_allow_private=True, proxy_max_size=1 << 20)
+    client = await make_client(
+        secret=(SECRET,), insecure_proxy_allow_private=True, proxy_max_size=1 << 20
+    )
     known = await client.get(link(upstream.url("/blob")))
     assert known.status == 413
     assert (await known.json())["error"]["code"] == "too_large"
@@ -398,7 +402,7 @@ async def test_ranges_and_conditionals_pass_through(
     target = await asyncio.to_thread(curl_put, src, f"{spigot.url}/files/")
     data = src.read_bytes()
     client = await make_client(
-        secret=(SECRET,), proxy_allow_private=True, proxy_no_splice=relay_mode.no_splice
+        secret=(SECRET,), insecure_proxy_allow_private=True, proxy_no_splice=relay_mode.no_splice
     )
     whole = await client.get(link(target))
     assert whole.status == 200 and await whole.read() == data
@@ -452,7 +456,7 @@ async def test_timeouts(
 ) -> None:
     client = await make_client(
         secret=(SECRET,),
-        proxy_allow_private=True,
+        insecure_proxy_allow_private=True,
         proxy_first_byte_timeout=0.5,
         proxy_idle_timeout=0.5,
         proxy_no_splice=relay_mode.no_splice,
@@ -487,7 +491,7 @@ async def test_redirects(proxy: Client, upstream: Upstream) -> None:
 
 
 async def test_signatures(make_client: ClientFactory, upstream: Upstream) -> None:
-    client = await make_client(secret=(SECRET,), proxy_allow_private=True)
+    client = await make_client(secret=(SECRET,), insecure_proxy_allow_private=True)
     url = upstream.url("/headers")
     good = link(url)
     assert (await client.get(good)).status == 200
@@ -512,7 +516,7 @@ async def test_no_secret_means_no_proxy(client: Client, upstream: Upstream) -> N
 
 
 async def test_unsigned_mode(make_client: ClientFactory, upstream: Upstream) -> None:
-    client = await make_client(proxy_unsigned=True, proxy_allow_private=True)
+    client = await make_client(insecure_proxy_unsigned=True, insecure_proxy_allow_private=True)
     assert (await client.get(f"/proxy?url={quote(upstream.url('/headers'))}")).status == 200
 
 
@@ -717,7 +721,7 @@ def test_aria2c_through_the_proxy(tmp_path: Path, data_dir: Path) -> None:
     origin_dir = tmp_path / "origin"
     origin_dir.mkdir()
     origin = start_spigot(origin_dir)
-    front = start_spigot(data_dir, "--proxy-allow-private", "--proxy-unsigned")
+    front = start_spigot(data_dir, "--insecure-proxy-allow-private", "--insecure-proxy-unsigned")
     try:
         src = tmp_path / "movie.bin"
         digest = write_random(src, 12 << 20)

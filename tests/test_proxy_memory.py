@@ -74,7 +74,11 @@ async def test_slow_client_keeps_proxy_memory_bounded(
     upstream = TestServer(app, host="127.0.0.1")
     await upstream.start_server()
     proxy = await asyncio.to_thread(
-        start_spigot, data_dir, "--proxy-allow-private", "--proxy-unsigned", *relay_args
+        start_spigot,
+        data_dir,
+        "--insecure-proxy-allow-private",
+        "--insecure-proxy-unsigned",
+        *relay_args,
     )
     try:
         host, port = proxy.url.removeprefix("http://").split(":")

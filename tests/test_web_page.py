@@ -46,7 +46,7 @@ def test_the_page_end_to_end(mode: str, big_file: tuple[Path, str], data_dir: Pa
     path, digest = big_file
     port = free_port()
     command = [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--storage", str(data_dir / "files"), "--proxy-allow-private"]
+    command += ["--storage", str(data_dir / "files"), "--insecure-proxy-allow-private"]
     env = {**os.environ, "SPIGOT_LOG_LEVEL": "warning"}
     token = ""
     if mode == "jwt":

@@ -1,5 +1,5 @@
 // spigot-client under Node 20 against a running spigot at $SPIGOT_URL (started by
-// tests/test_client_js.py with --proxy-allow-private, for the import's local origin).
+// tests/test_client_js.py with --insecure-proxy-allow-private, for the import's local origin).
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'

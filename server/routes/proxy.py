@@ -63,16 +63,18 @@ def timeouts(settings: Settings) -> Timeouts:
 async def upstream_session(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: one guarded client session, shared by all proxy requests."""
     settings = app[SETTINGS]
-    app[UPSTREAM] = guarded_session(timeouts(settings), settings.proxy_allow_private)
+    app[UPSTREAM] = guarded_session(timeouts(settings), settings.insecure_proxy_allow_private)
     yield
     await app[UPSTREAM].close()
 
 
 def authorise(request: web.Request, settings: Settings, url: str) -> None:
-    if settings.proxy_unsigned:
+    if settings.insecure_proxy_unsigned:
         return
     if not settings.secret:
-        raise ApiError(403, "proxy_disabled", "the proxy needs --secret (or --proxy-unsigned)")
+        raise ApiError(
+            403, "proxy_disabled", "the proxy needs --secret (or --insecure-proxy-unsigned)"
+        )
     why = signing.verify(
         settings.secret, url, request.query.get("expires"), request.query.get("sig"), time.time()
     )
@@ -94,7 +96,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
             url,
             forward,
             timeouts(settings),
-            settings.proxy_allow_private,
+            settings.insecure_proxy_allow_private,
         )
     except Refused as exc:
         raise ApiError(403, "refused_target", str(exc)) from None
