@@ -590,7 +590,11 @@ class S3Upload(Upload):
             if self.stored.tail is not None or not multipart:
                 # The tail (or, for an empty upload, nothing) still has to become the end.
                 writer = PartWriter(self, self.stored, None)
-                await writer.begin()
+                try:
+                    await writer.begin()
+                except BaseException:
+                    await writer.discard()
+                    raise
                 self.stored = await writer.close(final=True)
             if not self.object_written:
                 await self.complete_multipart(list(self.stored.parts))
@@ -762,6 +766,10 @@ class PartWriter:
         finally:
             await buffer.discard()
             self._store.slots.release()
+
+    async def discard(self) -> None:
+        """Give up before any part: free the buffer (memory, spool file, budget share)."""
+        await self._buffer.discard()
 
     async def close(self, final: bool, keep_tail: bool = True) -> Progress:
         """Wait for the parts in flight, then store what is left: as the last part (or the
