@@ -97,11 +97,11 @@ class Result:
 
     @property
     def mib_per_s(self) -> float:
-        return self.uploaded / MIB / self.seconds
+        return self.uploaded / MIB / self.seconds if self.seconds else 0.0
 
     @property
     def cpu_per_gib(self) -> float:
-        return self.cpu_seconds / (self.uploaded / (1 << 30))
+        return self.cpu_seconds / (self.uploaded / (1 << 30)) if self.uploaded else 0.0
 
     @property
     def range_p99_ms(self) -> float:

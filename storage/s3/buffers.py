@@ -134,6 +134,7 @@ class PartBuffer:
         # A part known to outgrow memory is spooled from its first byte: first filling
         # memory_limit and then copying it out held ~1 MiB per upload at once under load.
         self._spool_now = capacity > memory_limit
+        self._planned = capacity
         self._memory: bytearray | None = None  # bytes [0:size] while not spooled
         self.size = 0
         self._file: BinaryIO | None = None
@@ -158,6 +159,13 @@ class PartBuffer:
             self._keep(chunk, end)
             return
         if self._file is None:
+            # The whole planned part is reserved before its first byte: reserved as it
+            # filled, 256 uploads' parts each took a share of the cap, none could finish,
+            # and all waited out the limit (507). Now parts past the cap wait their turn
+            # whole, without reading their bodies: backpressure, not a deadlock.
+            if self._planned > self._reserved:
+                await self.space.reserve(self._planned - self._reserved)
+                self._reserved = self._planned
             self._path = self.space.new_path()
             self._file = await self.space.run(open, self._path, "w+b")
             if self._memory is not None:
@@ -183,8 +191,9 @@ class PartBuffer:
     async def _flush(self) -> None:
         if not self._unwritten or self._file is None:
             return
-        await self.space.reserve(self._unwritten_size)
-        self._reserved += self._unwritten_size
+        if self.size > self._reserved:  # past the plan, or no plan: reserve as it grows
+            await self.space.reserve(self.size - self._reserved)
+            self._reserved = self.size
         chunks, self._unwritten, self._unwritten_size = self._unwritten, [], 0
         self._file_crc = await self.space.run(_write, self._file, chunks, self._file_crc)
 

@@ -278,6 +278,27 @@ async def test_large_parts_spool_to_temp_within_the_cap(make_store: Any, tmp_pat
     assert store.temp.used == 0 and spooled(tmp_path) == []
 
 
+async def test_more_uploads_than_the_temp_cap_holds_take_turns(
+    make_store: Any, tmp_path: Path
+) -> None:
+    """Four uploads of two 5 MiB parts, a cap of two parts. Reserved as they filled, the
+    four first parts took the cap between them, none could finish, and all four waited out
+    the limit; whole parts are reserved now, so two fill while two wait."""
+    store = await make_store(memory_limit=1 * MIB, temp_cap=10 * MIB, concurrency=2)
+    store.temp.wait = 5.0
+    datas = [os.urandom(10 * MIB) for _ in range(4)]
+    uploads = [await store.create(UploadSpec(name=f"u{i}", length=10 * MIB)) for i in range(4)]
+
+    async def send(upload: Any, data: bytes) -> str:
+        await upload.append(0, chunks(data))
+        return str((await upload.finish()).sha256)
+
+    digests = await asyncio.gather(*(send(u, d) for u, d in zip(uploads, datas, strict=True)))
+    assert digests == [hashlib.sha256(d).hexdigest() for d in datas]
+    assert store.temp.peak <= 10 * MIB
+    assert store.temp.used == 0 and spooled(tmp_path) == []
+
+
 async def test_leftover_temp_files_are_cleaned_at_start(make_store: Any, tmp_path: Path) -> None:
     dead = tmp_path / "spool" / "spigot-deadbeef"
     dead.mkdir(parents=True)
