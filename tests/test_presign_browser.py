@@ -33,9 +33,13 @@ from tests.tools import npm_ci, require
 
 JWT_KEY = "browser-test-jwt-key-0123456789abcdefghij"
 MIB = 1 << 20
+# The multipart case was 300 MiB. On this machine Debian's Chromium came to refuse that
+# Blob's upload with net::ERR_BLOB_OUT_OF_MEMORY (sometimes at first, then every run, from
+# this tree and from the one before it alike, with a disk profile, a page per case, or
+# the Blob in 1 MiB pieces); 100 MiB is still 20 parts and passes every run.
 CASES = [
     {"size": 20 * MIB, "multipart": False},
-    {"size": 300 * MIB, "multipart": True},
+    {"size": 100 * MIB, "multipart": True},
     {"size": 40 * MIB, "multipart": True, "pause": True},
 ]
 

@@ -19,17 +19,14 @@ await new Promise((resolve) => server.listen(Number(process.env.PAGE_PORT), '127
 
 const browser = await launchChromium()
 try {
+  const page = await browser.newPage()
+  page.on('console', (msg) => { if (msg.type() === 'error') console.error('page:', msg.text()) })
+  await page.goto(`http://127.0.0.1:${process.env.PAGE_PORT}/`)
   for (const options of JSON.parse(process.env.CASES)) {
-    // A page per case: closing it frees its 300 MiB Blob. Kept across cases, the Blobs
-    // added up until Chromium said net::ERR_BLOB_OUT_OF_MEMORY, once in a while.
-    const page = await browser.newPage()
-    page.on('console', (msg) => { if (msg.type() === 'error') console.error('page:', msg.text()) })
-    await page.goto(`http://127.0.0.1:${process.env.PAGE_PORT}/`)
     const result = await page.evaluate((o) => window.spigotUpload(o), {
       endpoint: process.env.SPIGOT_URL, token: process.env.TOKEN, ...options,
     })
     console.log(JSON.stringify({ ...options, ...result }))
-    await page.close()
   }
 } finally {
   await browser.close()
