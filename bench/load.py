@@ -39,6 +39,7 @@ from pathlib import Path
 import aiohttp
 import boto3
 
+from bench.s3 import start_moto
 from bench.servers import Server, free_port, wait_listening
 from tests import processes
 from tests.conftest import BUCKET, FAKE_AWS, ROOT
@@ -304,8 +305,6 @@ def sweep_plan(level: int) -> Plan:
 def on_s3(plan: Plan, work: Path) -> Result:
     """`run` over a fresh moto server process (moto keeps objects; a fresh one per run
     keeps its memory and disk flat)."""
-    from bench.s3 import start_moto  # bench.s3 imports this module's neighbours only
-
     moto, endpoint = start_moto()
     try:
         return run(plan, "s3", work, endpoint)

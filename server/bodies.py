@@ -46,11 +46,15 @@ def _set_window(stream: StreamReader, transport: object, size: int) -> None:
         stream.set_read_chunk_size(size)
     else:  # aiohttp can only raise it; its two limits are the whole of the state
         stream._low_water, stream._high_water = size, 2 * size
+    _set_recv_size(transport, min(RECV_SIZE, size))
+
+
+def _set_recv_size(transport: object, size: int) -> None:
     # A pause comes only after a read, so one recv() can pass the window by its whole
     # size: with small windows that overshoot was most of each connection's buffer.
     # asyncio's transport takes the size per object (uvloop's has none: left alone).
     if hasattr(transport, "max_size"):
-        transport.max_size = min(RECV_SIZE, size)
+        transport.max_size = size
 
 
 def stalled(seconds: float) -> ApiError:
@@ -120,7 +124,7 @@ async def raw_chunks(request: web.BaseRequest, meter: Meter) -> AsyncIterator[by
     finally:
         RECEIVE.leave()
         if window and window < RECV_SIZE:  # the next request on this connection starts anew
-            _set_window(stream, request.transport, RECV_SIZE)
+            _set_recv_size(request.transport, RECV_SIZE)
     declared = request.content_length
     if declared is not None and meter.total != declared:
         raise broken_body(ValueError(f"got {meter.total} of {declared} bytes"))
