@@ -10,6 +10,7 @@ from storage import CallObserver, DataStore
 
 from . import cors
 from .auth import authenticator_lifecycle
+from .bodies import close_after_move
 from .context import LIFECYCLE, SETTINGS, STORE
 from .errors import json_errors
 from .hooks import Hooks, WebHook
@@ -31,7 +32,7 @@ def create_app(settings: Settings, store: DataStore, hooks: Hooks | None = None)
     # CORS costs a middleware and a response hook on every request, so it is wired in only
     # when origins are configured.
     drain = Drain()
-    middlewares = [observe, drain.middleware, json_errors]
+    middlewares = [observe, drain.middleware, close_after_move, json_errors]
     if settings.cors_origin:
         middlewares.insert(2, cors.preflight)
     app = web.Application(middlewares=middlewares, handler_args={"read_bufsize": READ_BUFSIZE})

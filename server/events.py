@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 RING = 32  # events kept per upload for readers that reconnect
 LINGER = 300.0  # seconds a finished topic is kept for late readers
@@ -108,6 +108,14 @@ class UploadEvents:
             del self._topics[key]
 
 
+@runtime_checkable
+class Watchable(Protocol):
+    """A body that reports what it takes itself (server.bodies.RawBody, which may move its
+    bytes into a file without yielding them as chunks)."""
+
+    def watch(self, counted: Callable[[int], None]) -> None: ...
+
+
 class ProgressMeter:
     """Publishes `progress` at most every `interval` seconds while bytes flow, so readers
     see an upload move during a long PATCH, not only when it ends. Bytes that arrive inside
@@ -147,12 +155,25 @@ class ProgressMeter:
         for topic in self._topics:
             self._events.publish(topic, "progress", {"offset": self.offset, "length": self._length})
 
-    async def wrap(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    def wrap(self, chunks: AsyncIterable[bytes]) -> AsyncIterable[bytes]:
+        """`chunks`, counted as they are taken. A Watchable body is watched rather than
+        wrapped, so that it can still move itself into a file (server/bodies/splice.py)."""
+        if isinstance(chunks, Watchable):
+            chunks.watch(self.add)
+            return chunks
+        return self._counted(chunks)
+
+    async def _counted(self, chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
         try:
             async for chunk in chunks:
                 self.add(len(chunk))
                 yield chunk
-        finally:  # the caller publishes what was kept; nothing may follow that
-            if self._trailing is not None:
-                self._trailing.cancel()
-                self._trailing = None
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """No more events from this meter until `publish`: the caller publishes what was
+        kept, or says the upload ended, and nothing may follow that."""
+        if self._trailing is not None:
+            self._trailing.cancel()
+            self._trailing = None

@@ -335,6 +335,13 @@ class Settings:
         "is reported); always (also every PATCH's bytes before its 204)",
         "MODE",
     )
+    no_splice: bool = _option(
+        False,
+        parse_bool,
+        "local disk: take upload bodies through the process instead of moving them from the "
+        "socket into the file with splice(2) (to compare; any filesystem works either way)",
+        flag=True,
+    )
     accel_redirect: str | None = _option(
         None,
         parse_accel_prefix,

@@ -17,13 +17,18 @@ interfaces), never assumes:
                    bound to a key, registered when the backend holds them.
 - `DirectSigner`:  the client reaches the backend itself, with presigned requests (S3).
 - `PartReceiver`:  the server receives a direct upload's parts itself (local disk).
+
+One capability belongs to what the server hands a store rather than to the store:
+
+- `MovableBody`:   a body whose bytes can move from the network into a file inside the
+                   kernel (splice), for a store that writes files (local disk).
 """
 
 from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -362,6 +367,37 @@ class DirectSigner(Protocol):
         ...
 
     async def presign_part(self, upload: Upload, number: int, expires_in: int) -> str: ...
+
+
+@runtime_checkable
+class MovableBody(Protocol):
+    """The `chunks` given to `append`, when they can also move straight from the client's
+    socket into a file inside the kernel (splice(2)), never entering the process.
+
+    A store that writes files may call `move_into` instead of iterating. The body then meters,
+    times out and fails exactly as when iterated, and the store hashes what landed.
+    """
+
+    more: bool  # set by move_into: it stopped at `most` with bytes of the body left
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    def movable(self) -> bool:
+        """Whether `move_into` can take this body (nothing read yet, plain TCP, a length)."""
+        ...
+
+    async def move_into(
+        self,
+        fd: int,
+        position: int,
+        most: int,
+        run: Callable[..., Awaitable[Any]],
+        wrote: Callable[[int], None],
+    ) -> None:
+        """Write up to `most` of the body's bytes into `fd` from `position` on. `run` runs a
+        blocking call in the store's pool, where every write happens; `wrote(n)` hears of n
+        more bytes in the file after each, also when the body then fails."""
+        ...
 
 
 @runtime_checkable

@@ -29,7 +29,7 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, TypeVar
 
-from .base import DataStore, StoredPart, Upload, UploadInfo, UploadSpec
+from .base import DataStore, MovableBody, StoredPart, Upload, UploadInfo, UploadSpec
 from .budget import BatchBudget
 from .direct import DelegatesDirect
 from .errors import (
@@ -48,6 +48,7 @@ from .fdcache import OpenFiles
 from .hashing import ChunkVerifier
 from .ids import is_valid_id, new_id
 from .local_direct import LocalDirect
+from .local_moved import append_moved
 from .locking import FileLocker
 from .memo import FinishedInfos, Hashers
 
@@ -64,6 +65,7 @@ T = TypeVar("T")
 WRITE_BUFFER = 4 << 20
 WRITE_BUDGET = 8 << 20
 READ_CHUNK = 256 << 10
+UNBOUNDED = 1 << 62  # how far a body of no declared upload length may go
 ORPHAN_AGE = 3600.0  # a data file without a sidecar this old is a crashed create
 TOMBSTONE_AGE = 7 * 86400.0  # how long a gone upload keeps answering 410 rather than 404
 
@@ -346,18 +348,10 @@ class LocalUpload(Upload):
             started = True
             hasher = store.hashers.for_append(info)
             sinks: list[_Sink] = [sink for sink in (hasher, verify) if sink is not None]
-            writer = _CoalescingWriter(fd, store, sinks)
-            try:
-                async for chunk in chunks:
-                    if info.length is not None and offset + writer.end + len(chunk) > info.length:
-                        await writer.write(chunk[: info.length - offset - writer.end])
-                        raise LengthExceeded(info.length)
-                    await writer.write(chunk)
-            finally:
-                # Keep what arrived, even when the stream failed: the offset then says
-                # exactly how far a resuming client must go back.
-                await writer.close()
-                info.offset = offset + writer.written
+            if isinstance(chunks, MovableBody) and chunks.movable():
+                await self._append_moved(offset, chunks, sinks)
+            else:
+                await self._append_chunks(fd, offset, chunks, sinks)
             if verify is not None and not verify.matches():
                 raise ChecksumMismatch(upload_id)
         except BaseException:
@@ -374,6 +368,37 @@ class LocalUpload(Upload):
         if pending is not None:
             await store.run_blocking(pending.unlink, True)
         return info.offset
+
+    async def _append_chunks(
+        self, fd: int, offset: int, chunks: AsyncIterable[bytes], sinks: list[_Sink]
+    ) -> None:
+        info = self._info
+        writer = _CoalescingWriter(fd, self._store, sinks)
+        try:
+            async for chunk in chunks:
+                if info.length is not None and offset + writer.end + len(chunk) > info.length:
+                    await writer.write(chunk[: info.length - offset - writer.end])
+                    raise LengthExceeded(info.length)
+                await writer.write(chunk)
+        finally:
+            # Keep what arrived, even when the stream failed: the offset then says
+            # exactly how far a resuming client must go back.
+            await writer.close()
+            info.offset = offset + writer.written
+
+    async def _append_moved(self, offset: int, body: MovableBody, sinks: list[_Sink]) -> None:
+        """The body moves itself into the file (splice); info.offset follows every byte."""
+        info = self._info
+        most = info.length - offset if info.length is not None else UNBOUNDED
+
+        def landed(n: int) -> None:
+            info.offset += n
+
+        await append_moved(
+            self.local_path(), offset, body, most, sinks, self._store.run_blocking, landed
+        )
+        if body.more:
+            raise LengthExceeded(info.length or 0)
 
     async def declare_length(self, length: int) -> None:
         if self._info.is_complete:

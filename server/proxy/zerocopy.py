@@ -79,7 +79,7 @@ class Splice:
             if transport.is_closing():
                 raise ConnectionResetError("the connection closed")
             # The transport's own writer is woken in the same pass as ours, and runs first.
-            await _ready(loop.add_writer, loop.remove_writer, dst, None)
+            await ready(loop.add_writer, loop.remove_writer, dst, None)
 
     async def move(self, count: int, idle: float) -> None:
         """Move exactly `count` bytes. Raises Truncated if the source ends early,
@@ -103,7 +103,7 @@ class Splice:
                             # it is already set (as aiohttp sets it).
                             self._sink.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                             held = False
-                        await _ready(loop.add_reader, loop.remove_reader, src, idle)
+                        await ready(loop.add_reader, loop.remove_reader, src, idle)
                         continue
                 else:
                     if moved == 0:
@@ -117,14 +117,16 @@ class Splice:
                 try:
                     piped -= os.splice(pipe_out, dst, piped, flags=_FLAGS | more)
                 except BlockingIOError:
-                    await _ready(loop.add_writer, loop.remove_writer, dst, None)
+                    await ready(loop.add_writer, loop.remove_writer, dst, None)
                 else:
                     held = bool(more)
 
 
-async def _ready(
+async def ready(
     add: Callable[..., Any], remove: Callable[[int], Any], fd: int, patience: float | None
 ) -> None:
+    """Wait until the loop reports `fd` ready (`add`/`remove`: its reader or writer
+    registration), for at most `patience` seconds (TimeoutError)."""
     waiter = asyncio.get_running_loop().create_future()
 
     def wake() -> None:

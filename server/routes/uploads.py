@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import BodyPartReader, MultipartReader, web
@@ -140,7 +140,7 @@ async def _parts(request: web.Request, reader: MultipartReader) -> AsyncIterator
 
 
 async def _store_stream(
-    request: web.Request, spec: UploadSpec, chunks: AsyncIterator[bytes]
+    request: web.Request, spec: UploadSpec, chunks: AsyncIterable[bytes]
 ) -> Upload:
     """Create, fill and finish one upload, or leave no trace of it."""
     lifecycle = lifecycle_of(request)
@@ -157,6 +157,7 @@ async def _store_stream(
         await upload.append(0, meter.wrap(chunks), last=True)
         await upload.finish()
     except BaseException:
+        meter.stop()
         await asyncio.shield(upload.delete())
         lifecycle.terminated(upload.info, url, *aliases)
         raise

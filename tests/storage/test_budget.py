@@ -9,7 +9,7 @@ from unittest import mock
 import pytest
 from aiohttp import StreamReader
 
-from server.bodies import _set_window
+from server.bodies.chunks import _set_window
 from storage.budget import BatchBudget
 
 MIB = 1 << 20

@@ -1,0 +1,288 @@
+"""Request bodies as bounded async streams of chunks, with the per-request cap enforced live.
+
+Nothing here ever holds more than one network chunk: aiohttp's StreamReader pauses the socket
+when its small buffer fills, so a slow disk slows the client down instead of queueing bytes.
+
+Every read waits at most `--network-timeout` (tusd's rolling read deadline): a client that
+stops sending mid-body gets 408 and its connection closed. What that leaves depends on the
+caller: a one-shot upload is removed, a tus PATCH keeps what it stored, and either way the
+upload's lock is released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+from aiohttp import BodyPartReader, StreamReader, web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.streams import EmptyStreamReader
+from aiohttp.typedefs import Handler
+
+from storage.budget import BatchBudget
+from storage.uncancelled import to_the_end
+
+from ..context import SETTINGS
+from ..errors import ApiError
+from ..proxy.zerocopy import plain_socket, ready
+from .splice import MOVE_MIN, STEP, ClientFailed, Mover
+
+PART_CHUNK = 256 << 10
+T = TypeVar("T")
+
+# aiohttp buffers up to twice a request's read window before it pauses the socket. One
+# upload alone runs best with a 1 MiB window (the socket pauses and resumes every few chunks
+# with aiohttp's 64 KiB); with many at once each gets a share of this budget instead, so
+# the 128 uploads of the load suite buffer ~12 MiB rather than ~256 MiB (bench/load.py).
+# Memory is per process, so the budget is too.
+RECEIVE = BatchBudget(total=4 << 20, largest=1 << 20, smallest=32 << 10)
+
+
+RECV_SIZE = 256 << 10  # asyncio's selector transport reads up to this per recv()
+
+
+def _set_window(stream: StreamReader, transport: object, size: int) -> None:
+    if isinstance(stream, EmptyStreamReader):  # no body: no buffer
+        return
+    if size > stream.get_read_buffer_limits()[0]:
+        stream.set_read_chunk_size(size)
+    else:  # aiohttp can only raise it; its two limits are the whole of the state
+        stream._low_water, stream._high_water = size, 2 * size
+    _set_recv_size(transport, min(RECV_SIZE, size))
+
+
+def _set_recv_size(transport: object, size: int) -> None:
+    # A pause comes only after a read, so one recv() can pass the window by its whole
+    # size: with small windows that overshoot was most of each connection's buffer.
+    # asyncio's transport takes the size per object (uvloop's has none: left alone).
+    if hasattr(transport, "max_size"):
+        transport.max_size = size
+
+
+def stalled(seconds: float) -> ApiError:
+    return ApiError(
+        408, "body_timeout", f"no byte of the request body arrived for {seconds:g} s", close=True
+    )
+
+
+async def arriving(request: web.BaseRequest, pending: Awaitable[T]) -> T:
+    """`pending` (a read of the body), given at most --network-timeout of silence."""
+    limit = request.app[SETTINGS].network_timeout if isinstance(request, web.Request) else 0
+    try:
+        async with asyncio.timeout(limit or None):
+            return await pending
+    except TimeoutError:
+        raise stalled(limit) from None
+
+
+def too_large(cap: int) -> ApiError:
+    return ApiError(
+        413, "too_large", f"request body is larger than the {cap}-byte limit", close=True
+    )
+
+
+def check_declared_length(request: web.BaseRequest, cap: int) -> None:
+    """Refuse a body whose Content-Length is over the cap before reading any of it."""
+    declared = request.content_length
+    if cap and declared is not None and declared > cap:
+        raise too_large(cap)
+
+
+def broken_body(exc: BaseException) -> ApiError:
+    return ApiError(400, "incomplete_body", f"the request body ended early or was malformed: {exc}")
+
+
+class Meter:
+    """Counts bytes across every stream of one request, to apply one cap to all of them."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.total = 0
+
+    def add(self, n: int) -> None:
+        self.total += n
+        if self.cap and self.total > self.cap:
+            raise too_large(self.cap)
+
+
+MOVED = web.RequestKey("body_moved", bool)  # the body left aiohttp: close after the response
+
+
+class RawBody:
+    """The body as received, any content type (form-encoded bodies are not parsed).
+
+    Iterated, it gives chunks through aiohttp. A store that writes files may instead have it
+    move the bytes from the socket into the file inside the kernel (`move_into`, the
+    storage.base.MovableBody capability; server/bodies/splice.py says why). Either way every
+    byte counts against the cap and reaches the watchers, and silences end at
+    --network-timeout.
+    """
+
+    def __init__(self, request: web.BaseRequest, meter: Meter) -> None:
+        self._request = request
+        self._meter = meter
+        self._watchers: list[Callable[[int], None]] = []
+        self._started = False
+        self.more = False
+
+    def watch(self, counted: Callable[[int], None]) -> None:
+        """Have `counted(n)` called for every n bytes taken, whichever way they go."""
+        self._watchers.append(counted)
+
+    def _took(self, n: int) -> None:
+        self._meter.add(n)
+        for counted in self._watchers:
+            counted(n)
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        self._started = True
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        request = self._request
+        stream = request.content
+        window = 0
+        RECEIVE.join()
+        try:
+            while True:
+                # Grown from the smallest, doubling per read: uploads that start together
+                # see each other before any has taken a large window (and filled it).
+                share = RECEIVE.batch()
+                if window != (grown := min(share, max(2 * window, RECEIVE.smallest))):
+                    _set_window(stream, request.transport, window := grown)
+                if not (chunk := await arriving(request, stream.readany())):
+                    break
+                self._took(len(chunk))
+                yield chunk
+        except (HttpProcessingError, ConnectionError) as exc:
+            raise broken_body(exc) from exc
+        finally:
+            RECEIVE.leave()
+            if window and window < RECV_SIZE:  # the next request here starts anew
+                _set_recv_size(request.transport, RECV_SIZE)
+        declared = request.content_length
+        if declared is not None and self._meter.total != declared:
+            raise broken_body(ValueError(f"got {self._meter.total} of {declared} bytes"))
+
+    def movable(self) -> bool:
+        request = self._request
+        if self._started or not isinstance(request, web.Request):
+            return False
+        if request.app[SETTINGS].no_splice or "Content-Encoding" in request.headers:
+            return False  # aiohttp would decompress an encoded body; the kernel cannot
+        declared = request.content_length
+        if declared is None or declared < MOVE_MIN:
+            return False
+        return plain_socket(request.transport) is not None
+
+    async def move_into(
+        self,
+        fd: int,
+        position: int,
+        most: int,
+        run: Callable[..., Awaitable[Any]],
+        wrote: Callable[[int], None],
+    ) -> None:
+        request = self._request
+        assert isinstance(request, web.Request) and request.content_length is not None
+        sock = plain_socket(request.transport)
+        assert sock is not None, "movable() said so a moment ago"
+        self._started = True
+        declared = request.content_length
+        limit = request.app[SETTINGS].network_timeout
+        try:
+            mover = Mover(sock)
+        except OSError as exc:  # out of descriptors: nothing is taken yet
+            raise ApiError(503, "busy", f"cannot take the body now: {exc}", close=True) from exc
+        reported = 0
+
+        def report() -> None:
+            nonlocal reported
+            if n := mover.moved - reported:
+                reported = mover.moved
+                wrote(n)
+                self._took(n)
+
+        try:
+            # What aiohttp has read already goes first. Then it reads no more: its parser
+            # still waits for the bytes moved here, so the connection ends with this request.
+            try:
+                buffered = request.content.read_nowait(-1)
+            except (HttpProcessingError, ConnectionError) as exc:
+                raise broken_body(exc) from exc
+            request.content.feed_eof()  # nothing for aiohttp to drain ("lingering") after
+            request.protocol.pause_reading()  # after: feed_eof resumes reading
+            request[MOVED] = True
+            if buffered:
+                await to_the_end(run(mover.write, fd, position, buffered[:most]))
+                report()
+            end = min(most, declared)
+            loop = asyncio.get_running_loop()
+            while mover.moved < end:
+                at = position + mover.moved
+                state = await to_the_end(run(mover.step, fd, at, min(STEP, end - mover.moved)))
+                report()
+                if state == "closed":
+                    raise broken_body(ValueError(f"got {mover.moved} of {declared} bytes"))
+                if state == "dry":
+                    try:
+                        await ready(
+                            loop.add_reader, loop.remove_reader, mover.socket_fd, limit or None
+                        )
+                    except TimeoutError:
+                        raise stalled(limit) from None
+        except ClientFailed as exc:
+            raise broken_body(exc.__cause__ or exc) from exc
+        finally:
+            report()
+            mover.close()
+        self.more = len(buffered) > most or mover.moved < declared
+
+
+@web.middleware
+async def close_after_move(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """After a moved body the response says `Connection: close` and the connection ends:
+    aiohttp's parser still waits for bytes that went into a file."""
+    response = await handler(request)
+    if request.get(MOVED):
+        response.force_close()
+    return response
+
+
+def raw_chunks(request: web.BaseRequest, meter: Meter) -> RawBody:
+    """The request's body (see RawBody)."""
+    return RawBody(request, meter)
+
+
+async def part_chunks(
+    request: web.BaseRequest, part: BodyPartReader, meter: Meter
+) -> AsyncIterator[bytes]:
+    """One multipart/form-data part's bytes, streamed (never `part.read()`)."""
+    try:
+        while chunk := await arriving(request, part.read_chunk(PART_CHUNK)):
+            meter.add(len(chunk))
+            yield chunk
+    except (HttpProcessingError, ConnectionError, ValueError) as exc:
+        raise broken_body(exc) from exc
+
+
+async def discard_part(request: web.BaseRequest, part: BodyPartReader, meter: Meter) -> None:
+    """Skip a non-file form field, still counting it against the cap."""
+    async for _ in part_chunks(request, part, meter):
+        pass
+
+
+async def read_json(request: web.BaseRequest, limit: int, shape: str) -> Any:
+    """A small JSON request body (an API call, not a file), read with a cap; `shape` is
+    what the 400 says the body should look like."""
+    raw = b""
+    while chunk := await request.content.read(limit + 1 - len(raw)):
+        raw += chunk
+        if len(raw) > limit:
+            raise ApiError(413, "too_large", f"the request body is over {limit} bytes", close=True)
+    try:
+        return json.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "bad_json", f"the body must be JSON: {shape}") from None

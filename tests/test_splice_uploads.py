@@ -1,0 +1,273 @@
+"""Bodies moved from the socket into the file with splice(2) (server/bodies/splice.py).
+
+Every test runs against a server that moves bodies and one started with --no-splice, and
+asserts the same outcome from both: the move is an optimisation, never a change of
+behaviour. The one visible difference is asserted too: after a moved body the connection
+closes (`Connection: close`), since aiohttp's parser still waits for the moved bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import http.client
+import json
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from server.bodies.splice import MOVE_MIN, Mover
+
+from .conftest import SpigotProcess, start_spigot, stop_spigot, stored_files
+
+MIB = 1 << 20
+TUS = {"Tus-Resumable": "1.0.0"}
+NETWORK_TIMEOUT = 2
+
+
+@pytest.fixture(params=["splice", "no-splice"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def server(data_dir: Path, mode: str) -> Iterator[SpigotProcess]:
+    flags = ["--network-timeout", f"{NETWORK_TIMEOUT}s", "--max-request-size", "1G"]
+    if mode == "no-splice":
+        flags.append("--no-splice")
+    spigot = start_spigot(data_dir, *flags)
+    yield spigot
+    stop_spigot(spigot)
+
+
+def connect(server: SpigotProcess) -> http.client.HTTPConnection:
+    host, port = server.url.removeprefix("http://").split(":")
+    return http.client.HTTPConnection(host, int(port), timeout=30)
+
+
+def request(
+    server: SpigotProcess, method: str, path: str, body: bytes = b"", **headers: str
+) -> tuple[int, dict[str, str], bytes]:
+    conn = connect(server)
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, dict(resp.headers), resp.read()
+    finally:
+        conn.close()
+
+
+def create(server: SpigotProcess, length: int) -> str:
+    status, headers, _ = request(server, "POST", "/files/", **TUS, **{"Upload-Length": str(length)})
+    assert status == 201
+    return "/files/" + headers["Location"].rsplit("/", 1)[1]
+
+
+def offset_of(server: SpigotProcess, path: str) -> int:
+    status, headers, _ = request(server, "HEAD", path, **TUS)
+    assert status == 200
+    return int(headers["Upload-Offset"])
+
+
+def patch(server: SpigotProcess, path: str, offset: int, data: bytes, **extra: str) -> tuple:
+    headers = {
+        **TUS,
+        "Upload-Offset": str(offset),
+        "Content-Type": "application/offset+octet-stream",
+        **extra,
+    }
+    return request(server, "PATCH", path, data, **headers)
+
+
+def download(server: SpigotProcess, path: str) -> bytes:
+    status, _, body = request(server, "GET", path)
+    assert status == 200
+    return body
+
+
+def send_part(server: SpigotProcess, head: bytes, body: bytes) -> socket.socket:
+    host, port = server.url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    sock.sendall(head + body)
+    return sock
+
+
+def answer_of(sock: socket.socket, seconds: float) -> bytes:
+    sock.settimeout(seconds)
+    got = b""
+    try:
+        while chunk := sock.recv(65536):
+            got += chunk
+    except (TimeoutError, ConnectionResetError):
+        pass
+    finally:
+        sock.close()
+    return got
+
+
+def test_a_large_one_shot_body_round_trips_and_ends_its_connection(
+    server: SpigotProcess, mode: str
+) -> None:
+    data = os.urandom(8 * MIB + 12345)
+    status, headers, body = request(server, "PUT", "/files/big.bin", data)
+    assert status == 201
+    info = json.loads(body)
+    assert info["size"] == len(data)
+    assert info["sha256"] == hashlib.sha256(data).hexdigest()
+    assert hashlib.sha256(download(server, f"/files/{info['id']}")).digest() == (
+        hashlib.sha256(data).digest()
+    )
+    assert (headers.get("Connection") == "close") is (mode == "splice")
+
+
+def test_a_body_under_the_threshold_keeps_its_connection(server: SpigotProcess) -> None:
+    data = os.urandom(MOVE_MIN - 1)
+    status, headers, body = request(server, "PUT", "/files/small.bin", data)
+    assert status == 201
+    assert json.loads(body)["sha256"] == hashlib.sha256(data).hexdigest()
+    assert "Connection" not in headers
+
+
+def test_tus_patches_continue_one_sha256(server: SpigotProcess) -> None:
+    data = os.urandom(12 * MIB)
+    path = create(server, len(data))
+    status, headers, _ = patch(server, path, 0, data[: 5 * MIB])
+    assert (status, headers["Upload-Offset"]) == (204, str(5 * MIB))
+    status, headers, _ = patch(server, path, 5 * MIB, data[5 * MIB :])
+    assert (status, headers["Upload-Offset"]) == (204, str(len(data)))
+    assert download(server, path) == data
+    assert listed_sha256(server, path) == hashlib.sha256(data).hexdigest()
+
+
+def listed_sha256(server: SpigotProcess, path: str) -> str:
+    """The sha256 spigot computed while the bytes arrived, as GET /files/ lists it."""
+    status, _, body = request(server, "GET", "/files/")
+    assert status == 200
+    (found,) = [f for f in json.loads(body) if f["id"] == path.rsplit("/", 1)[1]]
+    return str(found["sha256"])
+
+
+def test_a_cut_patch_keeps_exactly_the_bytes_that_arrived(server: SpigotProcess) -> None:
+    data = os.urandom(8 * MIB)
+    path = create(server, len(data))
+    head = (
+        f"PATCH {path} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
+        "Content-Type: application/offset+octet-stream\r\n"
+        f"Content-Length: {len(data)}\r\n\r\n"
+    ).encode()
+    sent = 3 * MIB + 777
+    sock = send_part(server, head, data[:sent])
+    time.sleep(0.5)
+    sock.close()  # everything sent was delivered before the FIN
+    deadline = time.monotonic() + 10
+    while offset_of(server, path) != sent and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert offset_of(server, path) == sent
+    status, headers, _ = patch(server, path, sent, data[sent:])
+    assert (status, headers["Upload-Offset"]) == (204, str(len(data)))
+    assert download(server, path) == data
+    assert listed_sha256(server, path) == hashlib.sha256(data).hexdigest()  # across the cut
+
+
+def test_a_cut_one_shot_body_leaves_nothing(server: SpigotProcess, data_dir: Path) -> None:
+    head = b"PUT /files/cut.bin HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (8 * MIB)
+    sock = send_part(server, head, os.urandom(3 * MIB))
+    sock.close()
+    deadline = time.monotonic() + 10
+    while stored_files(data_dir) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert stored_files(data_dir) == []
+
+
+def test_a_stalled_body_gets_a_json_408_and_keeps_its_bytes(server: SpigotProcess) -> None:
+    data = os.urandom(4 * MIB)
+    path = create(server, len(data))
+    head = (
+        f"PATCH {path} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
+        "Content-Type: application/offset+octet-stream\r\n"
+        f"Content-Length: {len(data)}\r\n\r\n"
+    ).encode()
+    sock = send_part(server, head, data[: 2 * MIB])
+    started = time.monotonic()
+    answer = answer_of(sock, NETWORK_TIMEOUT + 8)
+    assert time.monotonic() - started < NETWORK_TIMEOUT + 5
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert b"Connection: close" in answer
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"]["code"] == "body_timeout"
+    assert offset_of(server, path) == 2 * MIB
+
+
+def test_a_checksummed_patch_is_all_or_nothing(server: SpigotProcess) -> None:
+    data = os.urandom(3 * MIB)
+    path = create(server, len(data))
+    wrong = base64.b64encode(hashlib.sha1(b"other").digest()).decode()
+    status, _, body = patch(server, path, 0, data, **{"Upload-Checksum": f"sha1 {wrong}"})
+    assert status == 460
+    assert json.loads(body)["error"]["code"] == "checksum_mismatch"
+    assert offset_of(server, path) == 0
+    right = base64.b64encode(hashlib.sha1(data).digest()).decode()
+    status, headers, _ = patch(server, path, 0, data, **{"Upload-Checksum": f"sha1 {right}"})
+    assert (status, headers["Upload-Offset"]) == (204, str(len(data)))
+    assert download(server, path) == data
+
+
+def test_a_patch_past_the_length_is_refused_with_what_fits_kept(server: SpigotProcess) -> None:
+    data = os.urandom(3 * MIB)
+    path = create(server, 2 * MIB)
+    status, _, body = patch(server, path, 0, data)
+    assert status == 413
+    assert json.loads(body)["error"]["code"] == "length_exceeded"
+    assert offset_of(server, path) == 2 * MIB
+    assert download(server, path) == data[: 2 * MIB]
+
+
+def test_bodies_move_into_a_tmpfs(tmp_path: Path) -> None:
+    """tmpfs (shmem) takes splice by its own code path; production /tmp and ramdisks are it."""
+    where = tmp_path / "ram"
+    where.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(where)], check=True)
+    try:
+        server = start_spigot(where, "--max-request-size", "1G")
+        try:
+            data = os.urandom(16 * MIB + 1)
+            status, headers, body = request(server, "PUT", "/files/ram.bin", data)
+            assert status == 201 and headers["Connection"] == "close"
+            info = json.loads(body)
+            assert info["sha256"] == hashlib.sha256(data).hexdigest()
+            assert download(server, f"/files/{info['id']}") == data
+        finally:
+            stop_spigot(server)
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=True)
+
+
+def test_the_mover_copies_where_a_filesystem_refuses_splice(tmp_path: Path) -> None:
+    """The fallback of a filesystem without splice_write: read the pipe, pwrite the bytes."""
+    left, right = socket.socketpair()
+    data = os.urandom(3 * MIB + 5)
+    target = tmp_path / "out"
+    fd = os.open(target, os.O_RDWR | os.O_CREAT)
+    mover = Mover(right.fileno())
+    try:
+        mover.copying = True
+        left.setblocking(False)
+        sent = 0
+        while mover.moved < len(data):
+            if sent < len(data):
+                with contextlib.suppress(BlockingIOError):
+                    sent += left.send(data[sent : sent + MIB])
+            mover.step(fd, 10 + mover.moved, len(data) - mover.moved)
+        assert mover.moved == len(data)
+        left.close()
+        assert mover.step(fd, 10 + mover.moved, 1) == "closed"
+    finally:
+        mover.close()
+        os.close(fd)
+        right.close()
+    assert target.read_bytes() == b"\0" * 10 + data
