@@ -12,7 +12,10 @@ upload's lock is released.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -107,7 +110,19 @@ class Meter:
             raise too_large(self.cap)
 
 
-MOVED = web.RequestKey("body_moved", bool)  # the body left aiohttp: close after the response
+LINGER = 10.0  # aiohttp's lingering_time: how long bytes after an early answer are read
+
+
+class _Moved:
+    """What the response needs to know of a moved body (set on the request as MOVED)."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, left: int) -> None:
+        self.left = left  # bytes of it the client has yet to send
+
+
+MOVED = web.RequestKey("body_moved", _Moved)  # the body left aiohttp: close after the answer
 
 
 class RawBody:
@@ -197,6 +212,8 @@ class RawBody:
         except OSError as exc:  # out of descriptors: nothing is taken yet
             raise ApiError(503, "busy", f"cannot take the body now: {exc}", close=True) from exc
         reported = 0
+        buffered = b""
+        moved = _Moved(declared)
 
         def report() -> None:
             nonlocal reported
@@ -214,7 +231,7 @@ class RawBody:
                 raise broken_body(exc) from exc
             request.content.feed_eof()  # nothing for aiohttp to drain ("lingering") after
             request.protocol.pause_reading()  # after: feed_eof resumes reading
-            request[MOVED] = True
+            request[MOVED] = moved
             if buffered:
                 await to_the_end(run(mover.write, fd, position, buffered[:most]))
                 report()
@@ -237,6 +254,7 @@ class RawBody:
             raise broken_body(exc.__cause__ or exc) from exc
         finally:
             report()
+            moved.left = declared - len(buffered) - mover.received
             mover.close()
         self.more = len(buffered) > most or mover.moved < declared
 
@@ -246,9 +264,34 @@ async def close_after_move(request: web.Request, handler: Handler) -> web.Stream
     """After a moved body the response says `Connection: close` and the connection ends:
     aiohttp's parser still waits for bytes that went into a file."""
     response = await handler(request)
-    if request.get(MOVED):
+    if (moved := request.get(MOVED)) is not None:
         response.force_close()
+        if moved.left > 0:
+            # An answer before the body's end (a full disk, a length exceeded): send it,
+            # then read and drop the rest for a while, as aiohttp's lingering close does.
+            # Closed at once, the unread bytes would reset the connection, often before
+            # the client had read the answer.
+            await response.prepare(request)
+            await response.write_eof()
+            await _linger(request, moved.left)
     return response
+
+
+async def _linger(request: web.Request, left: int) -> None:
+    sock = plain_socket(request.transport)
+    if sock is None:
+        return
+    loop = asyncio.get_running_loop()
+    until = loop.time() + LINGER
+    with socket.socket(fileno=os.dup(sock)) as dup:
+        sink = bytearray(64 << 10)
+        with contextlib.suppress(TimeoutError, OSError):
+            while left > 0:
+                # a silent client is not waited on for long: it may be waiting itself
+                async with asyncio.timeout(max(0.0, min(1.0, until - loop.time()))):
+                    if not (n := await loop.sock_recv_into(dup, sink)):
+                        return
+                left -= n
 
 
 def raw_chunks(request: web.BaseRequest, meter: Meter) -> RawBody:

@@ -54,6 +54,7 @@ class Mover:
                 fcntl.fcntl(self._pipe_in, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
             self._close = opened.pop_all().close
         self.moved = 0
+        self.received = 0  # taken from the socket: moved, or lost in the pipe to an error
         self.copying = False  # the filesystem refused splice: read the pipe and write
 
     @property
@@ -91,6 +92,7 @@ class Mover:
                 raise ClientFailed(exc) from exc
             if n == 0:
                 return "closed"
+            self.received += n
             self._drain(fd, position, n)
             position += n
         return "full"
