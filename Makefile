@@ -50,6 +50,7 @@ typecheck: $(TESTSTAMP)
 
 bench: $(BENCHSTAMP) debian-tools
 	$(PY) -m bench.run
+	$(PY) -m bench.receive
 	$(PY) -m bench.s3
 	$(PY) -m bench.deploy
 	$(PY) -m bench.fsync

@@ -170,6 +170,17 @@ def parse_positive(value: str) -> int:
     return int(value)
 
 
+def parse_loop(value: str) -> str:
+    if value not in ("asyncio", "uvloop"):
+        raise SettingError(f"{value!r} is not an event loop (asyncio, uvloop)")
+    if value == "uvloop":
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            raise SettingError("uvloop is not installed (pip install uvloop)") from None
+    return value
+
+
 def parse_bool(value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -334,6 +345,12 @@ class Settings:
         "local disk: never; finish (data, info and directory on disk before a completion "
         "is reported); always (also every PATCH's bytes before its 204)",
         "MODE",
+    )
+    event_loop: str = _option(
+        "asyncio",
+        parse_loop,
+        "asyncio, or uvloop if installed; bench/RESULTS.md has what each measured",
+        "LOOP",
     )
     no_splice: bool = _option(
         False,

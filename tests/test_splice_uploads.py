@@ -1,7 +1,7 @@
 """Bodies moved from the socket into the file with splice(2) (server/bodies/splice.py).
 
-Every test runs against a server that moves bodies and one started with --no-splice, and
-asserts the same outcome from both: the move is an optimisation, never a change of
+Every test runs against a server that moves bodies, one started with --no-splice and one on
+uvloop (--event-loop uvloop), and asserts the same outcome from each: the move is an optimisation, never a change of
 behaviour. The one visible difference is asserted too: after a moved body the connection
 closes (`Connection: close`), since aiohttp's parser still waits for the moved bytes.
 """
@@ -31,7 +31,7 @@ TUS = {"Tus-Resumable": "1.0.0"}
 NETWORK_TIMEOUT = 2
 
 
-@pytest.fixture(params=["splice", "no-splice"])
+@pytest.fixture(params=["splice", "no-splice", "uvloop"])
 def mode(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -41,6 +41,8 @@ def server(data_dir: Path, mode: str) -> Iterator[SpigotProcess]:
     flags = ["--network-timeout", f"{NETWORK_TIMEOUT}s", "--max-request-size", "1G"]
     if mode == "no-splice":
         flags.append("--no-splice")
+    if mode == "uvloop":  # bodies move on uvloop's transports too
+        flags += ["--event-loop", "uvloop"]
     spigot = start_spigot(data_dir, *flags)
     yield spigot
     stop_spigot(spigot)
@@ -123,7 +125,7 @@ def test_a_large_one_shot_body_round_trips_and_ends_its_connection(
     assert hashlib.sha256(download(server, f"/files/{info['id']}")).digest() == (
         hashlib.sha256(data).digest()
     )
-    assert (headers.get("Connection") == "close") is (mode == "splice")
+    assert (headers.get("Connection") == "close") is (mode != "no-splice")
 
 
 def test_a_body_under_the_threshold_keeps_its_connection(server: SpigotProcess) -> None:

@@ -221,7 +221,9 @@ async def _stream(
     """
     loop = asyncio.get_running_loop()
     stall_limit = settings_of(request).network_timeout
-    fobj = await upload.open_file() if isinstance(upload, LocalFile) else None
+    # uvloop has no loop.sendfile(): there the bytes go through the backend's reader
+    zero_copy = isinstance(upload, LocalFile) and isinstance(loop, asyncio.BaseEventLoop)
+    fobj = await upload.open_file() if zero_copy and isinstance(upload, LocalFile) else None
     try:
         resp = web.StreamResponse(status=status, headers=headers)
         resp.content_length = length

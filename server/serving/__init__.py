@@ -10,6 +10,8 @@ import contextlib
 import resource
 import socket
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
 from storage.errors import StorageUnavailable
 
@@ -32,7 +34,7 @@ def run(settings: Settings) -> None:
 
     sock = inherited or create_socket(settings)
     try:
-        asyncio.run(serve(settings, sock, announce=inherited is None))
+        _run_loop(serve(settings, sock, announce=inherited is None), settings.event_loop)
     except KeyboardInterrupt:
         pass
     except StorageUnavailable as exc:
@@ -40,6 +42,15 @@ def run(settings: Settings) -> None:
             raise
         print(f"spigot: error: storage {settings.storage}: {exc}", file=sys.stderr)
         raise SystemExit(STARTUP_FAILED) from None
+
+
+def _run_loop(main: Coroutine[Any, Any, None], loop: str) -> None:
+    if loop == "uvloop":
+        import uvloop
+
+        uvloop.run(main)
+    else:
+        asyncio.run(main)
 
 
 def create_socket(settings: Settings) -> socket.socket:

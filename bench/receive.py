@@ -1,0 +1,210 @@
+"""The receive path: one large upload at a time into spigot, nginx and @tus/server, on disk
+and on tmpfs, with each server's CPU seconds per GiB from /proc (issue 16's legs).
+
+On a disk, the disk sets every server's pace and the comparison says little about the
+servers; on tmpfs, storage costs next to nothing and what is left is each server's own
+work. The ceiling is an aiohttp handler on uvloop that drops every byte (bench/discard.py):
+a Python server that stores and hashes cannot pass it.
+
+Legs alternate in order each round; figures are medians. spigot is run as configured by
+default (asyncio, bodies moved with splice), and once more with --no-splice and with
+--event-loop uvloop, to show what each costs.
+Run: python -m bench.receive [--size-mib 512] [--rounds 5] [--no-record]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+from bench.run import RESULTS, curl, tus_patch
+from bench.servers import (
+    ROOT,
+    Server,
+    free_port,
+    start_nginx,
+    start_tus_node,
+    wait_listening,
+)
+from tests import processes
+from tests.conftest import write_random
+
+MIB = 1 << 20
+GIB = 1 << 30
+
+
+def start_spigot_variant(workdir: Path, name: str, *flags: str) -> Server:
+    port = free_port()
+    data = workdir / f"{name}-data"
+    data.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "server", "serve", "--port", str(port)),
+            *("--storage", str(data), "--max-request-size", "0", "--log-level", "warning"),
+            *flags,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+    )
+    wait_listening(port, proc)
+    return Server(name, f"http://127.0.0.1:{port}", proc)
+
+
+def start_discard() -> Server:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "bench.discard", str(port)], cwd=ROOT)
+    wait_listening(port, proc)
+    return Server("discard", f"http://127.0.0.1:{port}", proc)
+
+
+def server_cpu(server: Server) -> float:
+    """CPU seconds of the server's process and its children (nginx's worker)."""
+    pids = [server.proc.pid]
+    children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    return sum(processes.cpu_seconds(pid) for pid in pids)
+
+
+def put(server: Server, path: Path) -> None:
+    if server.name == "nginx":
+        curl("-T", str(path), f"{server.url}/{path.name}")
+    else:
+        json.loads(curl("-T", str(path), f"{server.url}/files/"))
+
+
+def timed(server: Server, send: Callable[[], object]) -> tuple[float, float]:
+    """Seconds of wall time and of the server's CPU for one upload."""
+    cpu = server_cpu(server)
+    start = time.perf_counter()
+    send()
+    return time.perf_counter() - start, server_cpu(server) - cpu
+
+
+def clear(workdir: Path) -> None:
+    for stored in workdir.glob("*-data"):
+        for f in stored.rglob("*"):
+            if f.is_file():
+                f.unlink()
+    for f in (workdir / "nginx" / "html").glob("*"):
+        f.unlink()
+
+
+def measure(workdir: Path, size: int, rounds: int) -> dict[str, dict[str, list[float]]]:
+    source = workdir / "payload.bin"
+    write_random(source, size)
+    spigot = start_spigot_variant(workdir, "spigot")
+    variants = [
+        start_spigot_variant(workdir, "spigot --no-splice", "--no-splice"),
+        start_spigot_variant(workdir, "spigot uvloop", "--event-loop", "uvloop"),
+    ]
+    nginx, tus_node, discard = start_nginx(workdir), start_tus_node(workdir), start_discard()
+    everyone = [spigot, *variants, nginx, tus_node, discard]
+    legs: list[tuple[str, Server, Callable[[], object]]] = []
+    for server in [spigot, *variants, nginx, discard]:
+        legs.append(("one-shot", server, lambda s=server: put(s, source)))
+    for server in [spigot, *variants, tus_node]:
+        legs.append(("tus", server, lambda s=server: tus_patch(s, source, size)))
+    results: dict[str, dict[str, list[float]]] = {}
+    try:
+        for i in range(rounds):
+            for leg, server, send in legs if i % 2 == 0 else legs[::-1]:
+                wall, cpu = timed(server, send)
+                got = results.setdefault(f"{leg} {server.name}", {"wall": [], "cpu": []})
+                got["wall"].append(wall)
+                got["cpu"].append(cpu)
+                clear(workdir)
+            print(f"  round {i + 1}/{rounds} done", flush=True)
+        rss = spigot.peak_rss()
+    finally:
+        for server in everyone:
+            server.stop()
+    results["rss"] = {"spigot": [float(rss)]}
+    return results
+
+
+def table(label: str, size: int, got: dict[str, dict[str, list[float]]]) -> list[str]:
+    def rate(key: str) -> float:
+        return size / statistics.median(got[key]["wall"]) / MIB
+
+    def cpu(key: str) -> float:
+        return statistics.median(got[key]["cpu"]) / (size / GIB)
+
+    nginx, ceiling, tus_node = (
+        rate("one-shot nginx"),
+        rate("one-shot discard"),
+        rate("tus tus-node"),
+    )
+    lines = [
+        f"### {label}",
+        "",
+        "| leg | MiB/s | CPU-s per GiB | ratio | target | met |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name in ("spigot", "spigot --no-splice", "spigot uvloop"):
+        ours = rate(f"one-shot {name}")
+        lines.append(
+            f"| one-shot, {name} | {ours:,.0f} | {cpu(f'one-shot {name}'):.2f} | "
+            f"{ours / nginx:.2f}x nginx, {ours / ceiling:.2f}x ceiling | >= 1.0x nginx, "
+            f">= 0.5x ceiling | {'yes' if ours >= nginx and ours >= 0.5 * ceiling else 'NO'} |"
+        )
+    lines.append(f"| one-shot, nginx PUT | {nginx:,.0f} | {cpu('one-shot nginx'):.2f} | | | |")
+    lines.append(
+        f"| one-shot, discard ceiling | {ceiling:,.0f} | {cpu('one-shot discard'):.2f} | | | |"
+    )
+    for name in ("spigot", "spigot --no-splice", "spigot uvloop"):
+        ours = rate(f"tus {name}")
+        lines.append(
+            f"| tus PATCH, {name} | {ours:,.0f} | {cpu(f'tus {name}'):.2f} | "
+            f"{ours / tus_node:.2f}x @tus/server | >= 1.5x | "
+            f"{'yes' if ours >= 1.5 * tus_node else 'NO'} |"
+        )
+    lines.append(f"| tus PATCH, @tus/server | {tus_node:,.0f} | {cpu('tus tus-node'):.2f} | | | |")
+    spigot_cpu = cpu("one-shot spigot")
+    lines.append(
+        f"| spigot CPU-s per GiB received (sha256 included) | | {spigot_cpu:.2f} | | <= 1.3 "
+        f"| {'yes' if spigot_cpu <= 1.3 else 'NO'} |"
+    )
+    rss = got["rss"]["spigot"][0] / MIB
+    lines.append(
+        f"| spigot peak RSS | {rss:.0f} MiB | | | <= 64 MiB | {'yes' if rss <= 64 else 'NO'} |"
+    )
+    return [*lines, ""]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--size-mib", type=int, default=512)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--disk-dir", default=None, help="where the disk legs store (a tempdir)")
+    parser.add_argument("--no-record", action="store_true", help="do not touch RESULTS.md")
+    args = parser.parse_args()
+    size = args.size_mib * MIB
+    lines = [
+        f"## {date.today().isoformat()}: the receive path, on disk and on tmpfs",
+        "",
+        f"{args.rounds} alternating rounds of one {args.size_mib} MiB upload per leg, medians; "
+        "one process each; CPU from /proc for the server alone (nginx: its worker too).",
+        "",
+    ]
+    for label, where in (("tmpfs (/dev/shm)", "/dev/shm"), ("disk", args.disk_dir)):
+        print(f"{label}:", flush=True)
+        with tempfile.TemporaryDirectory(dir=where, prefix="spigot-receive-") as tmp:
+            lines += table(label, size, measure(Path(tmp), size, args.rounds))
+    report = "\n".join(lines)
+    print("\n" + report)
+    if not args.no_record:
+        with open(RESULTS, "a", encoding="utf-8") as f:
+            f.write("\n" + report)
+
+
+if __name__ == "__main__":
+    main()
