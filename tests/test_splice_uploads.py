@@ -1,9 +1,10 @@
 """Bodies moved from the socket into the file with splice(2) (server/bodies/splice.py).
 
 Every test runs against a server that moves bodies, one started with --no-splice and one on
-uvloop (--event-loop uvloop), and asserts the same outcome from each: the move is an optimisation, never a change of
-behaviour. The one visible difference is asserted too: after a moved body the connection
-closes (`Connection: close`), since aiohttp's parser still waits for the moved bytes.
+uvloop (--event-loop uvloop), and asserts the same outcome from each: the move is an
+optimisation, never a change of behaviour. The one visible difference is asserted too: after
+a moved body the connection closes (`Connection: close`), since aiohttp's parser still waits
+for the moved bytes.
 """
 
 from __future__ import annotations
@@ -93,6 +94,15 @@ def download(server: SpigotProcess, path: str) -> bytes:
     return body
 
 
+def patch_head(path: str, length: int) -> bytes:
+    """A tus PATCH's head from offset 0, for a raw socket to send part of its body after."""
+    return (
+        f"PATCH {path} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
+        "Content-Type: application/offset+octet-stream\r\n"
+        f"Content-Length: {length}\r\n\r\n"
+    ).encode()
+
+
 def send_part(server: SpigotProcess, head: bytes, body: bytes) -> socket.socket:
     host, port = server.url.removeprefix("http://").split(":")
     sock = socket.create_connection((host, int(port)), timeout=30)
@@ -158,11 +168,7 @@ def listed_sha256(server: SpigotProcess, path: str) -> str:
 def test_a_cut_patch_keeps_exactly_the_bytes_that_arrived(server: SpigotProcess) -> None:
     data = os.urandom(8 * MIB)
     path = create(server, len(data))
-    head = (
-        f"PATCH {path} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
-        "Content-Type: application/offset+octet-stream\r\n"
-        f"Content-Length: {len(data)}\r\n\r\n"
-    ).encode()
+    head = patch_head(path, len(data))
     sent = 3 * MIB + 777
     sock = send_part(server, head, data[:sent])
     time.sleep(0.5)
@@ -190,11 +196,7 @@ def test_a_cut_one_shot_body_leaves_nothing(server: SpigotProcess, data_dir: Pat
 def test_a_stalled_body_gets_a_json_408_and_keeps_its_bytes(server: SpigotProcess) -> None:
     data = os.urandom(4 * MIB)
     path = create(server, len(data))
-    head = (
-        f"PATCH {path} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
-        "Content-Type: application/offset+octet-stream\r\n"
-        f"Content-Length: {len(data)}\r\n\r\n"
-    ).encode()
+    head = patch_head(path, len(data))
     sock = send_part(server, head, data[: 2 * MIB])
     started = time.monotonic()
     answer = answer_of(sock, NETWORK_TIMEOUT + 8)
