@@ -359,6 +359,14 @@ class Settings:
         "socket into the file with splice(2) (to compare; any filesystem works either way)",
         flag=True,
     )
+    no_104: bool = _option(
+        False,
+        parse_bool,
+        "send no 104 (Upload Resumption Supported) interim responses to IETF-draft uploads, "
+        "for proxies that cannot pass them (nginx): clients then learn the upload's URL from "
+        "the final response",
+        flag=True,
+    )
     accel_redirect: str | None = _option(
         None,
         parse_accel_prefix,

@@ -21,6 +21,7 @@ from ..context import SETTINGS, settings_of
 from ..errors import ApiError
 from ..protocol import links
 from ..protocol.bearer import BadAuthorization, bearer_token
+from ..protocol.media import type_allowed
 from ..settings import Settings
 from . import errors
 from .hook import AuthHook
@@ -187,3 +188,12 @@ def upload_cap(request: web.Request, server_cap: int) -> int:
         ceiling = settings_of(request).max_upload_size
         return min(mine, ceiling) if ceiling else mine
     return min(mine, server_cap) if server_cap else mine
+
+
+def check_upload_type(request: web.Request, media_type: str | None) -> None:
+    """An upload link's type is a condition of the upload, as in S3's POST policy."""
+    pattern = principal_of(request).upload_type
+    if pattern is not None and not type_allowed(media_type or "", (pattern,)):
+        raise ApiError(
+            415, "type_not_allowed", f"this upload link takes {pattern} files only", close=True
+        )

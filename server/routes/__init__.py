@@ -13,6 +13,14 @@ from ..context import SETTINGS
 from ..errors import ApiError
 from ..presign import add_presign_routes
 from ..protocol import links
+from ..resumable import (
+    draft_create,
+    draft_delete,
+    draft_head,
+    draft_patch,
+    is_draft,
+    is_draft_creation,
+)
 from ..web import add_web_routes
 from .config import api_config
 from .downloads import get_file
@@ -43,28 +51,48 @@ SIGN = Need(("sign",))
 ANYONE = Need(tuple(sorted(SCOPES)))  # any valid credential: it asks who it is
 
 
-# One URL space serves both one-shot files and tus uploads: a request carrying
-# Tus-Resumable is tus, as tusd and @tus/server decide it.
+# One URL space serves one-shot files, tus uploads and the IETF draft's: a request carrying
+# Tus-Resumable is tus, as tusd and @tus/server decide it; one carrying a draft interop
+# version spigot speaks is the draft's (server/resumable); anything else is one-shot.
 async def create(request: web.Request) -> web.StreamResponse:
-    if principal_of(request).link_kind == links.POST and is_tus(request):
+    resumable = is_tus(request) or is_draft_creation(request)
+    if principal_of(request).link_kind == links.POST and resumable:
         raise ApiError(403, "bad_signature", "this link fills one upload by form POST")
+    if is_draft_creation(request):
+        return await draft_create(request)
     return await (tus_create if is_tus(request) else post_file)(request)
 
 
+async def put(request: web.Request) -> web.StreamResponse:
+    return await (draft_create if is_draft_creation(request) else put_file)(request)
+
+
 async def head(request: web.Request) -> web.StreamResponse:
+    if is_draft(request):
+        return await draft_head(request)
     return await (tus_head if is_tus(request) else get_file)(request)
 
 
+async def patch(request: web.Request) -> web.StreamResponse:
+    return await (draft_patch if is_draft(request) else tus_patch)(request)
+
+
 async def delete(request: web.Request) -> web.StreamResponse:
+    if is_draft(request):
+        return await draft_delete(request)
     return await (tus_delete if is_tus(request) else delete_file)(request)
 
 
+def resuming(request: web.Request) -> bool:
+    return is_tus(request) or is_draft(request)
+
+
 def head_need(request: web.Request) -> Need:
-    return RESUME if is_tus(request) else READ
+    return RESUME if resuming(request) else READ
 
 
 def delete_need(request: web.Request) -> Need:
-    return RESUME if is_tus(request) else DELETE
+    return RESUME if resuming(request) else DELETE
 
 
 def add_routes(app: web.Application) -> None:
@@ -78,13 +106,13 @@ def add_routes(app: web.Application) -> None:
     for collection in ("/files", "/files/"):
         r.add_post(collection, guarded(UPLOAD, create), expect_handler=expect_continue(UPLOAD))
         # curl -T - URL/files/
-        r.add_put(collection, guarded(PUT, put_file), expect_handler=expect_continue(PUT))
+        r.add_put(collection, guarded(PUT, put), expect_handler=expect_continue(PUT))
         r.add_get(collection, guarded(LIST, list_files))
         r.add_route("OPTIONS", collection, tus_options)
-    r.add_put("/files/{name}", guarded(PUT, put_file), expect_handler=expect_continue(PUT))
+    r.add_put("/files/{name}", guarded(PUT, put), expect_handler=expect_continue(PUT))
     r.add_get("/files/{id}", guarded(READ, get_file), allow_head=False)
     r.add_route("HEAD", "/files/{id}", guarded(head_need, head))
-    r.add_patch("/files/{id}", guarded(RESUME, tus_patch), expect_handler=expect_continue(RESUME))
+    r.add_patch("/files/{id}", guarded(RESUME, patch), expect_handler=expect_continue(RESUME))
     r.add_delete("/files/{id}", guarded(delete_need, delete))
     r.add_post(
         "/files/{id}", guarded(RESUME, method_override), expect_handler=expect_continue(RESUME)

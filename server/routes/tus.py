@@ -7,11 +7,9 @@ interface and the optional capabilities it discovers (Locker, Concatenator). A P
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import time
 from collections.abc import Callable, Coroutine, Mapping
-from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -20,7 +18,6 @@ from aiohttp import web
 from storage import (
     Concatenator,
     DataStore,
-    Locker,
     StorageError,
     Upload,
     UploadInfo,
@@ -30,25 +27,21 @@ from storage.errors import ChecksumMismatch
 from storage.hashing import ChunkVerifier
 from storage.names import sanitize_name
 
-from ..auth import owned, principal_of, upload_cap
-from ..bodies import Meter, check_declared_length, raw_chunks
+from ..auth import check_upload_type, owned, principal_of, upload_cap
+from ..bodies import check_declared_length
 from ..context import lifecycle_of, settings_of, store_of
 from ..errors import ApiError, from_storage
-from ..protocol import links, tus
+from ..protocol import rufh, tus
 from ..protocol.conditional import http_date
 from ..protocol.media import declared_media_type
 from ..responses import file_url
+from ..resumable.common import limits, version_header
+from ..resumable.session import check_size, exclusive, location, receive
 from ..settings import Settings
-from ..tasks import detach
-from .uploads import check_type
 
 T = TypeVar("T")
 
 BASE_HEADERS = {"Tus-Resumable": tus.TUS_VERSION}
-
-# Tasks now receiving a request body under an upload's lock: the only ones a competing
-# request may interrupt (see exclusive()).
-RECEIVING: set[asyncio.Task[Any]] = set()
 
 
 def tus_error(status: int, code: str, message: str, **headers: str) -> ApiError:
@@ -128,54 +121,17 @@ def options_headers(settings: Settings) -> dict[str, str]:
 
 @tus_handler
 async def tus_options(request: web.Request) -> web.Response:
-    return web.Response(status=204, headers=options_headers(settings_of(request)))
-
-
-# -- locking -------------------------------------------------------------------------------
-
-
-def locked(
-    store: DataStore, upload_id: str, release: Callable[[], None]
-) -> AbstractAsyncContextManager[Any]:
-    if isinstance(store, Locker):
-        return store.lock(upload_id, release)
-    return nullcontext()
-
-
-async def exclusive(
-    request: web.Request, upload_id: str, work: Callable[[], Coroutine[Any, Any, T]]
-) -> T:
-    """Run `work` holding the upload's lock, in its own task.
-
-    Another request that wants the lock calls `release`, which cancels this task: a PATCH
-    stuck on a dead connection then stores what it has and gives way. The task is shielded
-    from the handler, so a client going away cannot abandon it half-way either.
-    """
-    task: asyncio.Task[T] | None = None
-    released = False
-
-    def release() -> None:
-        # Only a task waiting on its client's bytes is stuck; one that is finishing or
-        # answering will let go in a moment, and cutting it short could leave an upload
-        # at its full length yet never finished.
-        nonlocal released
-        if task is not None and task in RECEIVING and not task.done():
-            released = True
-            task.cancel()
-
-    async def run() -> T:
-        try:
-            async with locked(store_of(request), upload_id, release):
-                return await work()
-        except asyncio.CancelledError:
-            if released:
-                raise tus_error(
-                    423, "upload_taken_over", "another request took over this upload"
-                ) from None
-            raise
-
-    task = detach(run())
-    return await asyncio.shield(task)
+    """tus discovery, and the IETF draft's: `Accept-Patch` names its media type, and
+    `Upload-Limit` the limits, in the words of the version asked (else the latest)."""
+    asked = rufh.interop_of(request.headers)
+    version = asked or rufh.Interop(rufh.LATEST)
+    headers = {
+        **options_headers(settings_of(request)),
+        "Accept-Patch": f"{tus.OFFSET_TYPE}, {rufh.PARTIAL_UPLOAD}",
+        **limits(request, version, anyone=True),
+        **(version_header(asked) if asked else {}),
+    }
+    return web.Response(status=204, headers=headers)
 
 
 # -- creation ------------------------------------------------------------------------------
@@ -202,7 +158,7 @@ async def tus_create(request: web.Request) -> web.Response:
     cap = upload_cap(request, settings.max_upload_size)
     check_size(cap, length)
     media_type = declared_media_type(metadata.get("filetype") or metadata.get("type"))
-    check_type(request, media_type)
+    check_upload_type(request, media_type)
     spec = UploadSpec(
         name=sanitize_name(metadata.get("filename") or metadata.get("name")),
         content_type=media_type,
@@ -235,21 +191,6 @@ async def tus_create(request: web.Request) -> web.Response:
     info = upload.info
     headers = {**state_headers(info), "Location": location(request, info)}
     return web.Response(status=201, headers=headers)
-
-
-def location(request: web.Request, info: UploadInfo) -> str:
-    """The upload's URL; made through an upload link, it carries its own signature until
-    the upload expires, so the tus client's HEAD and PATCH need no token."""
-    url = file_url(request, info.id)
-    keys = settings_of(request).secret
-    if not principal_of(request).via_link or not keys or info.expires is None:
-        return url
-    return f"{url}?{links.file_query(keys[0], links.RESUME, info.id, int(info.expires))}"
-
-
-def check_size(cap: int, length: int | None) -> None:
-    if cap and length is not None and length > cap:
-        raise tus_error(413, "upload_too_large", f"uploads are limited to {cap} bytes")
 
 
 async def concatenate(
@@ -339,8 +280,7 @@ async def tus_patch(request: web.Request) -> web.Response:
 async def append_body(request: web.Request, upload_id: str, offset: int) -> Upload:
     """Append the request body to the upload (lock held), finishing it at its length."""
     settings = settings_of(request)
-    cap = settings.max_request_size
-    check_declared_length(request, cap)
+    check_declared_length(request, settings.max_request_size)
     upload = await store_of(request).open(upload_id)
     info = upload.info
     owned(request, info)
@@ -361,35 +301,15 @@ async def append_body(request: web.Request, upload_id: str, offset: int) -> Uplo
     if checksum_header is not None:
         checksum = parsed(lambda: tus.parse_checksum(checksum_header))
         verify = ChunkVerifier(checksum.algorithm, checksum.digest)
-    meter = lifecycle_of(request).meter(info)
-    task = asyncio.current_task()
-    assert task is not None
-    RECEIVING.add(task)
     try:
-        body = raw_chunks(request, Meter(within_limit(info, cap)))
-        await upload.append(offset, meter.wrap(body), verify)
+        await receive(request, upload, offset, verify)
     except ChecksumMismatch:
         raise tus_error(
             460, "checksum_mismatch", "the chunk does not match Upload-Checksum"
         ) from None
-    finally:
-        RECEIVING.discard(task)
-        meter.offset = info.offset  # what was kept, not what arrived
-        meter.publish()
     if info.length is not None and info.offset == info.length:
         await finish(request, upload)
     return upload
-
-
-def within_limit(info: UploadInfo, cap: int) -> int:
-    """This PATCH's cap: the request cap, and for a deferred-length upload whose creator had
-    a lower limit than the server's, no further than that limit."""
-    if info.limit is None or info.length is not None:
-        return cap
-    room = info.limit - info.offset
-    if room <= 0:
-        raise tus_error(413, "upload_too_large", f"this upload is limited to {info.limit} bytes")
-    return min(cap, room) if cap else room
 
 
 async def settle(request: web.Request, upload: Upload) -> bool:

@@ -19,7 +19,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from storage import Upload, UploadInfo, UploadSpec
 from storage.names import sanitize_name
 
-from ..auth import Need, authenticate, principal_of, upload_cap
+from ..auth import Need, authenticate, check_upload_type, principal_of, upload_cap
 from ..bodies import (
     Meter,
     arriving,
@@ -34,7 +34,7 @@ from ..errors import ApiError
 from ..presign.local import fill_post
 from ..protocol import links
 from ..protocol.disposition import filename_from_header
-from ..protocol.media import declared_media_type, type_allowed
+from ..protocol.media import declared_media_type
 from ..responses import file_json, file_url
 from ..tasks import run_to_completion
 from .events import progress_token
@@ -176,7 +176,7 @@ async def _take_back(request: web.Request, uploads: list[Upload]) -> None:
 
 def _spec(request: web.Request, name: str | None, content_type: str) -> UploadSpec:
     media_type = declared_media_type(content_type)
-    check_type(request, media_type)
+    check_upload_type(request, media_type)
     return UploadSpec(
         name=sanitize_name(name),
         content_type=media_type,
@@ -186,15 +186,6 @@ def _spec(request: web.Request, name: str | None, content_type: str) -> UploadSp
         max_length=request.content_length or one_shot_cap(request) or None,
         owner=principal_of(request).sub,
     )
-
-
-def check_type(request: web.Request, media_type: str | None) -> None:
-    """An upload link's type is a condition of the upload, as in S3's POST policy."""
-    pattern = principal_of(request).upload_type
-    if pattern is not None and not type_allowed(media_type or "", (pattern,)):
-        raise ApiError(
-            415, "type_not_allowed", f"this upload link takes {pattern} files only", close=True
-        )
 
 
 def _created(request: web.Request, infos: list[UploadInfo]) -> web.Response:
