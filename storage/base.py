@@ -370,6 +370,15 @@ class DirectSigner(Protocol):
 
 
 @runtime_checkable
+class DurableProgress(Protocol):
+    """An upload that can say, while an append runs, how far a resume would start were the
+    process to die at this moment: the IETF draft's progress 104s promise the client it
+    need not send those bytes again, so only bytes that would survive may be promised."""
+
+    def durable_offset(self) -> int: ...
+
+
+@runtime_checkable
 class MovableBody(Protocol):
     """The `chunks` given to `append`, when they can also move straight from the client's
     socket into a file inside the kernel (splice(2)), never entering the process.

@@ -303,6 +303,22 @@ class LocalUpload(Upload):
     def __init__(self, store: LocalStore, info: UploadInfo) -> None:
         self._store = store
         self._info = info
+        # While an append runs: where it began, its writer (the chunk path), and whether
+        # it is all or nothing (a checksummed chunk keeps nothing until it matches).
+        self._began: int | None = None
+        self._writer: _CoalescingWriter | None = None
+        self._whole_or_nothing = False
+
+    def durable_offset(self) -> int:
+        """Bytes the OS has accepted survive the process (the moved path counts them into
+        info.offset as they land); gathered ones do not, nor a checksummed chunk's."""
+        if self._began is None:
+            return self._info.offset
+        if self._whole_or_nothing:
+            return self._began
+        if self._writer is not None:
+            return self._began + self._writer.written
+        return self._info.offset
 
     @property
     def info(self) -> UploadInfo:
@@ -348,6 +364,7 @@ class LocalUpload(Upload):
             started = True
             hasher = store.hashers.for_append(info)
             sinks: list[_Sink] = [sink for sink in (hasher, verify) if sink is not None]
+            self._began, self._whole_or_nothing = offset, verify is not None
             if isinstance(chunks, MovableBody) and chunks.movable():
                 await self._append_moved(offset, chunks, sinks)
             else:
@@ -361,6 +378,7 @@ class LocalUpload(Upload):
                 info.offset = offset
             raise
         finally:
+            self._began, self._writer = None, None
             if store.fsync == "always":
                 with contextlib.suppress(OSError):
                     await store.run_blocking(os.fsync, fd)
@@ -373,7 +391,7 @@ class LocalUpload(Upload):
         self, fd: int, offset: int, chunks: AsyncIterable[bytes], sinks: list[_Sink]
     ) -> None:
         info = self._info
-        writer = _CoalescingWriter(fd, self._store, sinks)
+        writer = self._writer = _CoalescingWriter(fd, self._store, sinks)
         try:
             async for chunk in chunks:
                 if info.length is not None and offset + writer.end + len(chunk) > info.length:

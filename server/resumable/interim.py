@@ -16,8 +16,9 @@ from collections.abc import AsyncIterator, Mapping
 
 from aiohttp import HttpVersion11, web
 
+from storage import DurableProgress, Upload
+
 from ..context import settings_of
-from ..events import ProgressMeter
 from ..protocol import rufh
 
 # Progress 104s at most this often (the issue's "at most every second").
@@ -43,26 +44,29 @@ def send(request: web.Request, interop: rufh.Interop, headers: Mapping[str, str]
 
 @contextlib.asynccontextmanager
 async def progress(
-    request: web.Request, interop: rufh.Interop, meter: ProgressMeter
+    request: web.Request, interop: rufh.Interop, upload: Upload
 ) -> AsyncIterator[None]:
     """While the body flows, a 104 with `Upload-Offset` each second the offset moved.
 
-    The offset is what the store has taken (the figure SSE progress events give), never
-    more than a HEAD would find after the request failed in the ordinary ways."""
-    if not interop.reports_progress or not can_send(request):
+    A response's `Upload-Offset` promises that those bytes need not be sent again, so the
+    figure is what would survive the process dying now (DurableProgress), not what has
+    arrived. A store that cannot say sends no progress 104s."""
+    if not (interop.reports_progress and can_send(request) and isinstance(upload, DurableProgress)):
         yield
         return
+    durable = upload
 
     async def tick() -> None:
-        said = meter.offset
+        said = durable.durable_offset()
         while True:
             await asyncio.sleep(PROGRESS_INTERVAL)
             transport = request.transport
             if transport is None or transport.is_closing():
                 return
-            if meter.offset != said and transport.get_write_buffer_size() < MAX_UNSENT:
-                said = meter.offset
-                send(request, interop, {"Upload-Offset": str(said)})
+            now = durable.durable_offset()
+            if now > said and transport.get_write_buffer_size() < MAX_UNSENT:
+                said = now
+                send(request, interop, {"Upload-Offset": str(now)})
 
     ticker = asyncio.ensure_future(tick())
     try:

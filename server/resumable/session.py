@@ -21,7 +21,6 @@ from ..auth import principal_of
 from ..bodies import Meter, raw_chunks
 from ..context import lifecycle_of, settings_of, store_of
 from ..errors import ApiError
-from ..events import ProgressMeter
 from ..protocol import links
 from ..responses import file_url
 from ..tasks import detach
@@ -77,7 +76,7 @@ async def exclusive(
     return await asyncio.shield(task)
 
 
-Ticks = Callable[[ProgressMeter], AbstractAsyncContextManager[object]]
+Ticks = Callable[[], AbstractAsyncContextManager[object]]
 
 
 async def receive(
@@ -98,7 +97,7 @@ async def receive(
     RECEIVING.add(task)
     try:
         body = raw_chunks(request, Meter(within_limit(info, settings_of(request).max_request_size)))
-        async with ticks(meter) if ticks is not None else nullcontext():
+        async with ticks() if ticks is not None else nullcontext():
             await upload.append(offset, meter.wrap(body), verify)
     finally:
         RECEIVING.discard(task)

@@ -77,7 +77,7 @@ async def take(
             upload,
             offset,
             content_verifier(request),
-            lambda meter: interim.progress(request, version, meter),
+            lambda: interim.progress(request, version, upload),
         )
     except ChecksumMismatch:
         raise ApiError(

@@ -410,6 +410,18 @@ class S3Upload(Upload):
         # storage, where a crash may have left a stale one. Only then has finish() to
         # delete it, which spares one-shot uploads a request.
         self.tail_possible = tail_possible
+        self._began: int | None = None  # while an append runs: where it began
+        self._writer: PartWriter | None = None  # ...and its writer, once past staging
+
+    def durable_offset(self) -> int:
+        """Uploaded parts survive the process; the part buffer does not (a tail object
+        the append began from survives until a part holds its bytes). A checksummed chunk
+        keeps nothing until it matches, so it promises nothing either."""
+        if self._began is None:
+            return self._info.offset
+        if self._writer is None:
+            return self._began
+        return max(self._began, self._writer.durable)
 
     @property
     def info(self) -> UploadInfo:
@@ -476,6 +488,21 @@ class S3Upload(Upload):
         assert self.stored is not None
         if offset != info.offset:
             raise OffsetMismatch(info.offset, offset)
+        self._began = offset
+        try:
+            return await self._append(offset, chunks, verify, last)
+        finally:
+            self._began = self._writer = None
+
+    async def _append(
+        self,
+        offset: int,
+        chunks: AsyncIterable[bytes],
+        verify: ChunkVerifier | None,
+        last: bool,
+    ) -> int:
+        info = self._info
+        assert self.stored is not None
         staged: PartBuffer | None = None
         if verify is not None:
             # All or nothing: the chunk waits in the temp directory until its checksum is
@@ -483,6 +510,8 @@ class S3Upload(Upload):
             staged = await self._stage(offset, chunks, verify)
             chunks = _replay(staged)
         writer = PartWriter(self, self.stored, self._store.hashers.for_append(info))
+        if verify is None:
+            self._writer = writer
         ended = False
         try:
             await writer.begin()
@@ -703,6 +732,17 @@ class PartWriter:
     @property
     def failure(self) -> BaseException | None:
         return self._failed
+
+    @property
+    def durable(self) -> int:
+        """The upload's bytes in parts S3 has, with no gap before them: what a restart finds
+        when it lists the parts."""
+        size = sum(part.size for part in self._done)
+        for task in self._inflight:
+            if not task.done() or task.cancelled() or task.exception() is not None:
+                break
+            size += task.result().size
+        return size
 
     async def write(self, chunk: bytes) -> None:
         if self._failed is not None:
