@@ -39,7 +39,7 @@ test: $(TESTSTAMP) debian-tools
 	$(VENV)/bin/ruff check server storage tests bench
 	$(VENV)/bin/ruff format --check server storage tests bench
 	$(VENV)/bin/mypy
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
 
 lint: $(TESTSTAMP)
 	$(VENV)/bin/ruff check server storage tests bench

@@ -10,10 +10,16 @@ Also runnable: `python -m tests.tools curl wget aria2 ...` (Debian package names
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 
 # Debian package -> the executable it provides
 PACKAGES = {
@@ -37,7 +43,21 @@ def _executable(name: str) -> str | None:
     return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin")
 
 
+@contextlib.contextmanager
+def _exclusive(name: str) -> Iterator[None]:
+    """One process at a time (pytest-xdist runs tests in two): apt and npm ci each take
+    their own lock, and would fail, or half-install, if two ran at once."""
+    with open(Path(tempfile.gettempdir()) / f"spigot-tests-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def _apt_install(packages: list[str]) -> None:
+    with _exclusive("apt"):
+        _apt_install_now(packages)
+
+
+def _apt_install_now(packages: list[str]) -> None:
     global _apt_updated
     if os.geteuid() != 0:
         raise RuntimeError(f"need {packages} but not root: apt-get install {' '.join(packages)}")
@@ -67,11 +87,16 @@ def require(executable: str) -> str:
 def npm_ci(directory: object, *needed: str) -> None:
     """Install a directory's pinned npm packages (its package-lock.json) unless every one of
     `needed` is already in its node_modules."""
-    from pathlib import Path
-
     where = Path(str(directory))
     if needed and all((where / "node_modules" / p).is_dir() for p in needed):
         return
+    with _exclusive("npm-" + hashlib.sha1(str(where.resolve()).encode()).hexdigest()[:12]):
+        if needed and all((where / "node_modules" / p).is_dir() for p in needed):
+            return  # the other process installed them meanwhile
+        _npm_ci_now(where)
+
+
+def _npm_ci_now(where: Path) -> None:
     done = subprocess.run(
         [require("npm"), "ci", "--no-audit", "--no-fund", "--loglevel=error"],
         cwd=where,
