@@ -191,6 +191,16 @@ def test_creation_over_max_size_is_413_with_upload_limit(server: SpigotProcess) 
     assert error_of(answer)[0] == "upload_too_large"
 
 
+def test_append_over_max_append_size_is_413_with_upload_limit(server: SpigotProcess) -> None:
+    url = create(server)["Location"]
+    headers = {**draft(), "Upload-Complete": "?0", "Upload-Offset": "0", "Content-Type": PARTIAL}
+    ex = exchange(server.url, "PATCH", path_of(server, url), headers, [b"x"],
+                  length=32 * 1024**2 + 1, cut_after=1, pause=1.0)  # fmt: skip
+    answer = final(ex)  # said before the body: the client need not send it
+    assert answer.status == 413
+    assert f"max-append-size={32 * 1024**2}" in answer["Upload-Limit"]
+
+
 def test_unknown_version_stays_a_plain_upload(server: SpigotProcess) -> None:
     ex = exchange(server.url, "POST", "/files/", {**draft(10), "Upload-Complete": "?1"}, b"x")
     assert ex.statuses == [201]  # no 104 for a version spigot does not speak

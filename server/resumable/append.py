@@ -15,7 +15,7 @@ from ..bodies import check_declared_length
 from ..context import settings_of, store_of
 from ..errors import ApiError
 from ..protocol import rufh
-from .common import interop, limits, state, version_header
+from .common import interop, state, version_header, with_limits
 from .problems import completed, inconsistent_length, mismatching_offset
 from .session import check_size, exclusive, location
 from .transfer import completed_response, finish, implied_length, take
@@ -39,7 +39,10 @@ async def draft_patch(request: web.Request) -> web.Response:
         field = version.completeness_field
         raise ApiError(400, "bad_header", f"an append needs {field}", version_header(version))
     settings = settings_of(request)
-    check_declared_length(request, settings.max_request_size)
+    try:
+        check_declared_length(request, settings.max_request_size)
+    except ApiError as exc:
+        raise with_limits(request, version, exc) from None
     upload_id = request.match_info["id"]
 
     async def append() -> Upload:
@@ -71,9 +74,7 @@ async def draft_patch(request: web.Request) -> web.Response:
     try:
         upload = await exclusive(request, upload_id, append)
     except ApiError as exc:
-        if exc.status == 413:
-            exc.headers = {**exc.headers, **limits(request, version)}
-        raise
+        raise with_limits(request, version, exc) from None
     info = upload.info
     if info.is_complete:
         return completed_response(request, version, upload, location(request, info))

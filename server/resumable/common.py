@@ -15,6 +15,7 @@ from storage import UploadInfo
 
 from ..auth import upload_cap
 from ..context import settings_of
+from ..errors import ApiError
 from ..protocol import rufh
 
 
@@ -74,3 +75,10 @@ def state(request: web.Request, version: rufh.Interop, info: UploadInfo) -> dict
     if info.length is not None:
         headers["Upload-Length"] = str(info.length)
     return headers
+
+
+def with_limits(request: web.Request, version: rufh.Interop, exc: ApiError) -> ApiError:
+    """A 413 that comes of spigot's limits says them, as the draft requires."""
+    if exc.status == 413:
+        exc.headers = {**exc.headers, **limits(request, version)}
+    return exc

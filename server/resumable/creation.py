@@ -23,7 +23,7 @@ from ..protocol.disposition import filename_from_header
 from ..protocol.media import declared_media_type
 from ..responses import file_url
 from . import interim
-from .common import interop, limits, state
+from .common import interop, limits, state, with_limits
 from .session import check_size, exclusive, location
 from .transfer import completed_response, expected_repr, implied_length, take
 
@@ -69,13 +69,13 @@ async def draft_create(request: web.Request) -> web.Response:
     complete = rufh.completeness(version, request.headers)
     assert complete is not None
     settings = settings_of(request)
-    check_declared_length(request, settings.max_request_size)
     length = implied_length(request, version, 0, None, complete)
     cap = upload_cap(request, settings.max_upload_size)
     try:
+        check_declared_length(request, settings.max_request_size)
         check_size(cap, length)
     except ApiError as exc:
-        raise ApiError(exc.status, exc.code, exc.message, limits(request, version)) from None
+        raise with_limits(request, version, exc) from None
     spec = _spec(request, length, cap)
     lifecycle = lifecycle_of(request)
     await lifecycle.admit(spec, request)
@@ -93,7 +93,10 @@ async def draft_create(request: web.Request) -> web.Response:
             await take(request, version, opened, 0, complete or length == 0)
             return opened
 
-        upload = await exclusive(request, info.id, fill)
+        try:
+            upload = await exclusive(request, info.id, fill)
+        except ApiError as exc:
+            raise with_limits(request, version, exc) from None
     if upload.info.is_complete:
         return completed_response(request, version, upload, url)
     headers = {**state(request, version, upload.info), "Location": url}

@@ -21,6 +21,7 @@ import pytest
 
 from storage import (
     Concatenator,
+    DurableProgress,
     LengthExceeded,
     Locker,
     OffsetMismatch,
@@ -180,6 +181,44 @@ async def test_upload_deleted_by_another_instance_is_not_served(
         await read_all(opened, 0, 4)
     with pytest.raises(UploadNotFound):
         await store.open(upload.info.id)
+
+
+async def test_durable_offset_never_promises_more_than_a_restart_finds(
+    store: Any, backend_store: Backend
+) -> None:
+    """DurableProgress: mid-append, another instance opening the upload (what a restart
+    does) finds at least the durable offset; a checksummed chunk promises nothing."""
+    upload = await store.create(UploadSpec(name="durable", length=40 << 20))
+    assert isinstance(upload, DurableProgress)
+    other = backend_store.new_store()
+    await other.start()
+    promised: list[int] = []
+
+    async def watched(count: int) -> AsyncIterator[bytes]:
+        for _ in range(count):
+            yield os.urandom(1 << 20)
+            await asyncio.sleep(0.02)  # parts in flight get their turn
+            durable = upload.durable_offset()
+            found = (await other.open(upload.info.id)).info.offset
+            assert durable <= found, (durable, found)
+            promised.append(durable)
+
+    try:
+        await upload.append(0, watched(24))
+        assert 0 < max(promised) <= 24 << 20
+        assert upload.durable_offset() == upload.info.offset == 24 << 20
+        promised.clear()
+        body = b"".join([os.urandom(1 << 20) for _ in range(4)])
+
+        async def checked() -> AsyncIterator[bytes]:
+            for i in range(4):
+                yield body[i << 20 : (i + 1) << 20]
+                promised.append(upload.durable_offset())
+
+        await upload.append(24 << 20, checked(), verifier("sha256", body))
+        assert promised == [24 << 20] * 4  # all or nothing: nothing promised until it matched
+    finally:
+        await other.close()
 
 
 # -- what resumable uploads need: verified chunks, tombstones, locks, concatenation -------
