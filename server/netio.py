@@ -1,4 +1,5 @@
-"""Socket-level watch for sends the event loop does not see.
+"""Socket-level helpers: the descriptors a splice(2) needs, and a watch for sends the
+event loop does not see.
 
 A response written through the transport is watched by the connection guard (a full send
 buffer that never drains, server/serving/guard.py). `loop.sendfile()` bypasses the
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import os
 import socket
 import struct
 import termios
@@ -19,6 +21,23 @@ import time
 from collections.abc import AsyncIterator
 
 POLL = 1.0
+
+
+def duplicate(opened: contextlib.ExitStack, fd: int) -> socket.socket:
+    """A socket of our own on `fd`'s connection (os.dup), closed with `opened`: the event
+    loop can watch it without clashing with the transport's own registration."""
+    return opened.enter_context(socket.socket(fileno=os.dup(fd)))
+
+
+def pipe(opened: contextlib.ExitStack, size: int) -> tuple[int, int]:
+    """A non-blocking pipe for splice(2) of about `size` bytes, closed with `opened`:
+    (its read end, its write end)."""
+    out, into = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    opened.callback(os.close, out)
+    opened.callback(os.close, into)
+    with contextlib.suppress(OSError):  # a smaller pipe only means smaller steps
+        fcntl.fcntl(into, fcntl.F_SETPIPE_SZ, size)
+    return out, into
 
 
 def unsent(fd: int) -> int:

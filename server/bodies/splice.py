@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
-import socket
 from typing import Literal
+
+from ..netio import duplicate, pipe
 
 Step = Literal["full", "dry", "closed"]
 
@@ -46,12 +46,8 @@ class Mover:
 
     def __init__(self, sock_fd: int) -> None:
         with contextlib.ExitStack() as opened:
-            self._socket = opened.enter_context(socket.socket(fileno=os.dup(sock_fd)))
-            self._pipe_out, self._pipe_in = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-            opened.callback(os.close, self._pipe_out)
-            opened.callback(os.close, self._pipe_in)
-            with contextlib.suppress(OSError):  # a smaller pipe only means smaller splices
-                fcntl.fcntl(self._pipe_in, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+            self._socket = duplicate(opened, sock_fd)
+            self._pipe_out, self._pipe_in = pipe(opened, PIPE_SIZE)
             self._close = opened.pop_all().close
         self.moved = 0
         self.received = 0  # taken from the socket: moved, or lost in the pipe to an error

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import os
 import socket
 import sys
 from collections.abc import Callable
 from typing import Any
+
+from ..netio import duplicate, pipe
 
 SUPPORTED = sys.platform == "linux" and hasattr(os, "splice")
 _FLAGS = getattr(os, "SPLICE_F_MOVE", 0) | getattr(os, "SPLICE_F_NONBLOCK", 0)
@@ -56,13 +57,9 @@ class Splice:
 
     def __init__(self, src: int, dst: int, window: int) -> None:
         with contextlib.ExitStack() as opened:
-            self._source = opened.enter_context(socket.socket(fileno=os.dup(src)))
-            self._sink = opened.enter_context(socket.socket(fileno=os.dup(dst)))
-            self._pipe_out, self._pipe_in = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-            opened.callback(os.close, self._pipe_out)
-            opened.callback(os.close, self._pipe_in)
-            with contextlib.suppress(OSError):  # a smaller pipe only means smaller steps
-                fcntl.fcntl(self._pipe_in, fcntl.F_SETPIPE_SZ, window)
+            self._source = duplicate(opened, src)
+            self._sink = duplicate(opened, dst)
+            self._pipe_out, self._pipe_in = pipe(opened, window)
             self._close = opened.pop_all().close
 
     def __enter__(self) -> Splice:
