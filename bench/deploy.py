@@ -22,7 +22,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from bench.run import RESULTS, curl, download, small_ranges
+from bench.run import curl, download, record, small_ranges
 from bench.servers import Server, free_port, wait_listening
 from tests.conftest import write_random
 from tests.processes import cpu_seconds
@@ -168,8 +168,7 @@ def main() -> None:
     report = "\n".join(lines) + "\n"
     print("\n" + report + f"\n({time.monotonic() - started:.0f} s)")
     if not args.no_record:
-        with open(RESULTS, "a", encoding="utf-8") as f:
-            f.write("\n" + report)
+        record(report)
 
 
 if __name__ == "__main__":

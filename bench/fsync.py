@@ -16,7 +16,7 @@ from datetime import date
 from pathlib import Path
 
 from bench.deploy import spigot
-from bench.run import RESULTS, curl
+from bench.run import curl, record
 from tests.conftest import write_random
 
 MIB = 1 << 20
@@ -76,8 +76,7 @@ def main() -> None:
     report = "\n".join(lines) + "\n"
     print("\n" + report)
     if not args.no_record:
-        with open(RESULTS, "a", encoding="utf-8") as f:
-            f.write("\n" + report)
+        record(report)
 
 
 if __name__ == "__main__":

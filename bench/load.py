@@ -39,6 +39,7 @@ from pathlib import Path
 import aiohttp
 import boto3
 
+from bench.run import record
 from bench.s3 import start_moto
 from bench.servers import Server, free_port, wait_listening
 from tests import processes
@@ -48,7 +49,6 @@ MIB = 1 << 20
 BLOCK = MIB
 POOL = [os.urandom(BLOCK) for _ in range(4)]
 RANGE_LENGTHS = (4 << 10, 64 << 10, 256 << 10)
-RESULTS = Path(__file__).with_name("RESULTS.md")
 PLOT = Path(__file__).with_name("load.png")
 RSS_TARGET = 160 * MIB
 BOTO_FAKE = {
@@ -415,8 +415,7 @@ def main() -> None:
     print("\n".join(lines))
     if not args.no_record:
         plot(sweep, PLOT)
-        with open(RESULTS, "a", encoding="utf-8") as f:
-            f.write("\n".join(lines) + "\n")
+        record("\n".join(lines))
     failed = [
         e for r in [*full.values(), *(r for rs in sweep.values() for r in rs)] for e in r.errors
     ]

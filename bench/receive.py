@@ -25,7 +25,7 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
-from bench.run import RESULTS, curl, tus_patch
+from bench.run import curl, record, tus_patch
 from bench.servers import (
     ROOT,
     Server,
@@ -202,8 +202,7 @@ def main() -> None:
     report = "\n".join(lines)
     print("\n" + report)
     if not args.no_record:
-        with open(RESULTS, "a", encoding="utf-8") as f:
-            f.write("\n" + report)
+        record(report)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,14 @@ from tests.conftest import write_random
 from tests.tools import require
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+def record(report: str) -> None:
+    """Append one run's dated section to bench/RESULTS.md."""
+    with open(RESULTS, "a", encoding="utf-8") as f:
+        f.write("\n" + report.rstrip("\n") + "\n")
+
+
 MIB = 1 << 20
 
 
@@ -277,8 +285,7 @@ def main() -> None:
     report = "\n".join(lines) + "\n"
     print("\n" + report)
     if not args.no_record:
-        with open(RESULTS, "a", encoding="utf-8") as f:
-            f.write("\n" + report)
+        record(report)
 
 
 if __name__ == "__main__":

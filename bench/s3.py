@@ -25,12 +25,12 @@ from typing import Any
 import boto3
 from boto3.s3.transfer import TransferConfig
 
+from bench.run import record
 from bench.servers import Server, free_port, wait_listening
 from tests import processes
 from tests.conftest import FAKE_AWS, ROOT, write_random
 from tests.tools import require
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 MIB = 1 << 20
 BUCKET = "bench"
 TEMP_CAP = 320 * MIB
@@ -206,8 +206,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if not args.no_record:
-        with open(RESULTS, "a", encoding="utf-8") as f:
-            f.write(text)
+        record(text)
 
 
 if __name__ == "__main__":
