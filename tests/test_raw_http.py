@@ -32,18 +32,24 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SpigotProcess]:
     stop_spigot(spigot)
 
 
+def read_to_end(sock: socket.socket, seconds: float) -> bytes:
+    """Everything the server sends until it closes, resets, or is silent for `seconds`."""
+    sock.settimeout(seconds)
+    got = b""
+    try:
+        while chunk := sock.recv(65536):
+            got += chunk
+    except (TimeoutError, ConnectionResetError):
+        pass
+    return got
+
+
 def exchange(server: SpigotProcess, data: bytes, wait: float = 3.0) -> bytes:
     host, port = server.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=wait) as sock:
         with contextlib.suppress(OSError):  # refused half-way: its answer is still there
             sock.sendall(data)
-        got = b""
-        try:
-            while chunk := sock.recv(65536):
-                got += chunk
-        except (TimeoutError, ConnectionResetError):
-            pass
-        return got
+        return read_to_end(sock, wait)
 
 
 def statuses(answer: bytes) -> list[int]:

@@ -20,6 +20,7 @@ import pytest
 from server.protocol.rufh import PROBLEM_BASE
 from tests.conftest import SpigotProcess, start_spigot, stop_spigot
 from tests.rufh_client import Answer, Exchange, exchange
+from tests.test_raw_http import read_to_end
 
 PARTIAL = "application/partial-upload"
 
@@ -218,7 +219,7 @@ def test_http10_gets_no_104(server: SpigotProcess) -> None:
             b"POST /files/ HTTP/1.0\r\nUpload-Draft-Interop-Version: 9\r\n"
             b"Upload-Complete: ?1\r\nContent-Length: 3\r\n\r\nold"
         )
-        reply = b"".join(iter(lambda: sock.recv(65536), b""))
+        reply = read_to_end(sock, 30)
     head, _, body = reply.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.0 201 ")
     assert b" 104 " not in reply

@@ -26,6 +26,7 @@ import pytest
 from server.bodies.splice import MOVE_MIN, Mover
 
 from .conftest import SpigotProcess, start_spigot, stop_spigot, stored_files
+from .test_raw_http import read_to_end
 
 MIB = 1 << 20
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -111,16 +112,8 @@ def send_part(server: SpigotProcess, head: bytes, body: bytes) -> socket.socket:
 
 
 def answer_of(sock: socket.socket, seconds: float) -> bytes:
-    sock.settimeout(seconds)
-    got = b""
-    try:
-        while chunk := sock.recv(65536):
-            got += chunk
-    except (TimeoutError, ConnectionResetError):
-        pass
-    finally:
-        sock.close()
-    return got
+    with sock:
+        return read_to_end(sock, seconds)
 
 
 def test_a_large_one_shot_body_round_trips_and_ends_its_connection(
