@@ -14,7 +14,7 @@ rules. What changed, version by version (from each draft's change log):
                       `Upload-Limit` (its lifetime key is `expires`); `Upload-Length`
     7        -06..-08 `expires` is renamed `max-age`; inconsistent-length problem type
     8        -09..-11 OPTIONS must carry Accept-Patch and Upload-Limit
-    9        -12..    no server-side change beyond the number
+    9        -12..    the server too may complete an upload (spigot does, at its length)
 
 Fields are Structured Fields (RFC 9651), parsed by `http_sfv`. A field whose value is not of
 its type is ignored, as the draft says ("other values MUST cause the entire header field to
