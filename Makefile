@@ -53,6 +53,7 @@ bench: $(BENCHSTAMP) debian-tools
 	$(PY) -m bench.receive
 	$(PY) -m bench.s3
 	$(PY) -m bench.deploy
+	$(PY) -m bench.proxy_tls
 	$(PY) -m bench.fsync
 	$(PY) -m bench.load
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import hashlib
+import ipaddress
 import json
 import os
 import subprocess
@@ -56,9 +57,15 @@ class Front:
     cert: Path
 
 
-def self_signed(directory: Path) -> tuple[Path, Path]:
+def self_signed(
+    directory: Path, host: str = "public.example", ip: str | None = None
+) -> tuple[Path, Path]:
+    """A certificate for `host` (and `ip`, if given) and its key, under `directory`."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "public.example")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    alt: list[x509.GeneralName] = [x509.DNSName(host)]
+    if ip is not None:
+        alt.append(x509.IPAddress(ipaddress.ip_address(ip)))
     now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
@@ -68,7 +75,7 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("public.example")]), False)
+        .add_extension(x509.SubjectAlternativeName(alt), False)
         .sign(key, hashes.SHA256())
     )
     chain, private = directory / "fullchain.pem", directory / "privkey.pem"
