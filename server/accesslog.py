@@ -9,6 +9,8 @@ are the JSON object's (server/serving/logs.py).
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
@@ -22,6 +24,12 @@ def target(request: web.BaseRequest) -> str:
 
 
 class AccessLogger(AbstractAccessLogger):
+    @property
+    def enabled(self) -> bool:
+        """aiohttp skips `log` (and timing the request) when this is false: at
+        `--log-level warning` a line a request is work for nothing."""
+        return self.logger.isEnabledFor(logging.INFO)
+
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         version = f"{request.version.major}.{request.version.minor}"
         rid = request.get(REQUEST_ID, "-")

@@ -398,3 +398,35 @@ def test_workers_that_cannot_start_stop_the_server_with_the_reason() -> None:
     assert done.stderr.splitlines()[-1] == "spigot: error: the workers did not start (see above)"
     assert "cannot use bucket 'no-such-bucket'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+async def test_made_up_methods_share_one_series(make_client: ClientFactory) -> None:
+    """Methods beyond the usual seven (WebDAV's, which the parser knows) share one series:
+    each must not make a series of its own, forever."""
+    client = await make_client()
+    before = await scrape(client)
+    for method in ("PROPFIND", "MKCOL", "LOCK"):
+        resp = await client.request(method, "/files/")
+        assert resp.status == 405
+    after = await scrape(client)
+    other = {"method": "other", "route": "unmatched", "status": "405"}
+    assert (
+        value(after, "spigot_http_requests_total", **other)
+        - value(before, "spigot_http_requests_total", **other)
+        == 3
+    )
+    assert not any(("method", "PROPFIND") in labels for _, labels in after)
+
+
+def test_the_access_log_is_off_below_info() -> None:
+    """aiohttp asks `enabled` before timing and logging a request: at warning, no work."""
+    import logging
+
+    from server.accesslog import AccessLogger
+
+    logger = logging.getLogger("spigot.test-access")
+    log = AccessLogger(logger, "")
+    logger.setLevel(logging.WARNING)
+    assert log.enabled is False
+    logger.setLevel(logging.INFO)
+    assert log.enabled is True

@@ -67,9 +67,11 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     finally:
         if uploading:
             metrics.UPLOADS_IN_FLIGHT.dec()
-        metrics.REQUESTS.labels(request.method, route, str(status)).inc()
-        metrics.DURATION.labels(route).observe(time.perf_counter() - started)
-        metrics.RECEIVED.inc(getattr(request.content, "total_bytes", 0))
+        metrics.requests_of(request.method, route, status).inc()
+        metrics.duration_of(route).observe(time.perf_counter() - started)
+        received = getattr(request.content, "total_bytes", 0)
+        if received:
+            metrics.RECEIVED.inc(received)
         metrics.SENT.inc(sent)
 
 
