@@ -70,7 +70,7 @@ def start_tls_nginx(root: Path, cert: Path, key: Path) -> tuple[Server, int]:
     return Server("nginx-tls", f"https://127.0.0.1:{port}", proc), port
 
 
-def start_proxy(work: Path, cert: Path) -> Server:
+def start_proxy(work: Path, cert: Path, extra: list[str]) -> Server:
     port = free_port()
     data = work / "spigot-data"
     data.mkdir(parents=True, exist_ok=True)
@@ -81,6 +81,7 @@ def start_proxy(work: Path, cert: Path) -> Server:
             # the upstream is nginx on loopback: bench only
             "--insecure-proxy-allow-private",
             "--insecure-proxy-unsigned",
+            *extra,
         ],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -101,13 +102,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--size-mib", type=int, default=512)
     parser.add_argument("--no-record", action="store_true", help="do not touch RESULTS.md")
+    parser.add_argument(
+        "--spigot-arg", action="append", default=[], help="extra `spigot serve` argument"
+    )
     args = parser.parse_args()
     size = args.size_mib * MIB
     with tempfile.TemporaryDirectory(prefix="spigot-bench-tls-") as tmp:
         work = Path(tmp)
         cert, key = self_signed(work, "localhost", "127.0.0.1")
         nginx, _ = start_tls_nginx(work / "nginx", cert, key)
-        spigot = start_proxy(work, cert)
+        spigot = start_proxy(work, cert, args.spigot_arg)
         write_random(work / "nginx" / "html" / "payload.bin", size)
         upstream = f"{nginx.url}/payload.bin"
         through = f"{spigot.url}/proxy?url={quote(upstream, safe='')}"
