@@ -16,7 +16,7 @@ from .errors import json_errors
 from .hooks import Hooks, WebHook
 from .lifecycle import Lifecycle
 from .ops.metrics import observe_s3_call
-from .ops.middleware import count_connections, echo_request_id, observe
+from .ops.middleware import count_connections, observe, stamp_response
 from .routes import add_routes
 from .serving.drain import DRAIN, Drain
 from .settings import Settings
@@ -39,7 +39,7 @@ def create_app(settings: Settings, store: DataStore, hooks: Hooks | None = None)
     app[DRAIN] = drain
     if settings.cors_origin:
         app.on_response_prepare.append(cors.add_headers)
-    app.on_response_prepare.append(echo_request_id)
+    app.on_response_prepare.append(stamp_response)
     app.cleanup_ctx.append(count_connections)
     if isinstance(store, CallObserver):
         store.observe_calls(observe_s3_call)

@@ -430,3 +430,13 @@ def test_the_access_log_is_off_below_info() -> None:
     assert log.enabled is False
     logger.setLevel(logging.INFO)
     assert log.enabled is True
+
+
+async def test_the_server_header_names_no_versions(make_client: ClientFactory) -> None:
+    client = await make_client()
+    for resp in (
+        await client.get("/healthz"),
+        await client.get("/files/no-such-file"),  # an error
+        await client.get("/files/"),  # streamed
+    ):
+        assert resp.headers["Server"] == "spigot", resp.headers

@@ -75,8 +75,15 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         metrics.SENT.inc(sent)
 
 
-async def echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: streamed responses get the header too."""
+# aiohttp would say `Server: Python/3.11 aiohttp/3.14.5`: versions an attacker can match
+# to advisories, and nothing a client needs (nginx's `server_tokens off`, likewise).
+SERVER = "spigot"
+
+
+async def stamp_response(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare, so streamed responses get them too: the request's id, and a
+    Server header that names no versions."""
+    response.headers["Server"] = SERVER
     rid = request.get(REQUEST_ID)
     if rid is not None:
         response.headers["X-Request-ID"] = rid

@@ -15,6 +15,8 @@ from http import HTTPStatus
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
+from ..ops.middleware import SERVER
+
 
 class JsonErrors(RequestHandler):
     """aiohttp's connection protocol, answering what its parser refuses in JSON."""
@@ -35,7 +37,12 @@ class JsonErrors(RequestHandler):
             lines = (message or "").strip().splitlines() or [HTTPStatus.BAD_REQUEST.phrase]
             code, text = "bad_http", f"malformed HTTP request: {lines[0]}"
         body = json.dumps({"error": {"code": code, "message": text}})
-        resp = web.Response(status=status, text=body, content_type="application/json")
+        resp = web.Response(
+            status=status,
+            text=body,
+            content_type="application/json",
+            headers={"Server": SERVER},  # as every other answer (server/ops/middleware.py)
+        )
         resp.force_close()
         return resp
 
