@@ -1,8 +1,10 @@
 """Resumable Uploads for HTTP, the IETF draft that succeeds tus, on tus's URLs and storage.
 
 `common` decides which requests are draft requests; `creation`, `append` and `resource`
-answer them; `interim` writes the 104s; `problems` the draft's problem+json errors. The
-grammar, and what each interop version changes, is `server.protocol.rufh`.
+answer them, `transfer` takes their bodies and completes uploads; `interim` writes the
+104s; `problems` the draft's problem+json errors. `session` is what tus shares with it
+(the lock, take-over, a body within its caps). The grammar, and what each interop version
+changes, is `server.protocol.rufh`.
 """
 
 from .append import draft_patch
