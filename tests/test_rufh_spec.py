@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import itertools
 import json
 import os
 import socket
@@ -435,8 +434,10 @@ def test_progress_104s_during_one_long_body(server: SpigotProcess, version: int)
     assert offsets[0] > 0 and offsets[-1] <= len(data)
     assert all("location" not in p.headers for p in progress)
     assert all(p["Upload-Draft-Interop-Version"] == str(version) for p in progress)
-    gaps = [b.at - a.at for a, b in itertools.pairwise(progress)]
-    assert all(gap > 0.8 for gap in gaps), gaps  # at most one a second
+    # At most one a second. Counted over the whole body rather than between arrivals: a
+    # busy machine may deliver two at once, though they were sent a second apart.
+    took = final(ex).at - first.at
+    assert len(progress) <= took + 1, (len(progress), took)
     assert download(server, final(ex)["Location"]) == data
 
 
@@ -477,7 +478,7 @@ def test_a_new_request_takes_over_a_silent_one(server: SpigotProcess) -> None:
     time.sleep(0.5)
     started = time.monotonic()
     state = head(server, url)  # the client's retry, while its first request hangs
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 3.0  # not the 4 s the silent client waits
     assert state.status == 204
     assert state["Upload-Offset"] == "1000"
     silent.join()
@@ -502,7 +503,7 @@ def test_delete_cancels_and_ends_the_running_request(server: SpigotProcess) -> N
     time.sleep(0.5)
     started = time.monotonic()
     gone = final(exchange(server.url, "DELETE", path_of(server, url), draft()))
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 3.0  # not the 4 s the silent client waits
     assert gone.status == 204
     writer.join()
     ended = final(results[0])
