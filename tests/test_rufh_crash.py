@@ -41,8 +41,12 @@ def test_sigkill_mid_creation_then_resume(
     source = tmp_path / "big.bin"
     digest = write_random(source, SIZE)
     args = (*backend_args, "--max-request-size", "0")
+    # Paced so the kill comes mid-body, once something is durable: on S3 that is a whole
+    # 8 MiB part in moto, which takes longer than a splice step on disk.
+    pause, kill_after = 0.08, 2.0
     if backend == "s3":
         args = (*args, "--s3-lock-ttl", "2s")
+        pause, kill_after = 0.12, 3.5
     server = start_spigot(data_dir, *args)
     try:
         seen: list[Exchange] = []
@@ -54,12 +58,12 @@ def test_sigkill_mid_creation_then_resume(
                     "/files/",
                     {**DRAFT, "Upload-Complete": "?1", "Content-Type": "video/mp4"},
                     pieces(source),
-                    pause=0.08,
+                    pause=pause,
                 )
             )
         )
         sender.start()
-        time.sleep(2.0)  # about half the body is in: 48 pieces, 80 ms apart at the least
+        time.sleep(kill_after)  # the body takes 48 pauses at the least: it is still coming
         server.proc.send_signal(signal.SIGKILL)
         server.proc.wait()
         sender.join()
