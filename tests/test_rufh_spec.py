@@ -451,13 +451,13 @@ def test_resume_after_the_connection_is_cut(server: SpigotProcess, version: int)
     )  # fmt: skip
     assert ex.final is None and ex.interim, ex
     url = ex.interim[0]["Location"]
-    for _ in range(50):  # the server notices the cut and stores what came
-        state = head(server, url, version)
-        if state.status == 204:
-            break
-        time.sleep(0.1)
+    time.sleep(0.5)  # the server reads to the cut and stores what came
+    state = head(server, url, version)
+    assert state.status == 204
     offset = int(state["Upload-Offset"])
-    assert offset == cut
+    # Every byte sent, unless the HEAD took over before the server had read them all (it
+    # may, on a busy machine): then fewer, and the client sends those again.
+    assert 0 < offset <= cut
     assert says(state, complete_field(version, False))
     done = final(append(server, url, offset, data[offset:], complete=True, version=version))
     assert done.status == 201
@@ -480,13 +480,15 @@ def test_a_new_request_takes_over_a_silent_one(server: SpigotProcess) -> None:
     state = head(server, url)  # the client's retry, while its first request hangs
     assert time.monotonic() - started < 3.0  # not the 4 s the silent client waits
     assert state.status == 204
-    assert state["Upload-Offset"] == "1000"
+    kept = int(state["Upload-Offset"])
+    assert 0 < kept <= 1000  # what the server had read of the 1000 sent (all, unless busy)
     silent.join()
     ended = final(results[0])  # the old request is ended, keeping its bytes, and told so
     assert (ended.status, error_of(ended)[0]) == (423, "upload_taken_over")
-    done = final(append(server, url, 1000, b"c" * 1000, complete=True))
+    whole = b"a" * 1000 + b"c" * 1000
+    done = final(append(server, url, kept, whole[kept:], complete=True))
     assert done.status == 201
-    assert download(server, url) == b"a" * 1000 + b"c" * 1000
+    assert download(server, url) == whole
 
 
 def test_delete_cancels_and_ends_the_running_request(server: SpigotProcess) -> None:
