@@ -12,10 +12,9 @@ from aiohttp import web
 from storage import UploadInfo
 
 from ..auth import owned
-from ..context import lifecycle_of, store_of
-from ..responses import file_url
+from ..context import store_of
 from .common import interop, state
-from .session import exclusive
+from .session import exclusive, terminate
 from .transfer import finish
 
 
@@ -38,13 +37,5 @@ async def draft_head(request: web.Request) -> web.Response:
 
 
 async def draft_delete(request: web.Request) -> web.Response:
-    upload_id = request.match_info["id"]
-
-    async def cancel() -> None:
-        upload = await store_of(request).open(upload_id)
-        owned(request, upload.info)
-        await upload.delete(gone="terminated")
-        lifecycle_of(request).terminated(upload.info, file_url(request, upload_id))
-
-    await exclusive(request, upload_id, cancel)
+    await terminate(request, request.match_info["id"])
     return web.Response(status=204)

@@ -17,7 +17,7 @@ from aiohttp import web
 from storage import DataStore, Locker, Upload, UploadInfo
 from storage.hashing import ChunkVerifier
 
-from ..auth import principal_of
+from ..auth import owned, principal_of
 from ..bodies import Meter, raw_chunks
 from ..context import lifecycle_of, settings_of, store_of
 from ..errors import ApiError
@@ -129,3 +129,16 @@ def location(request: web.Request, info: UploadInfo) -> str:
 def check_size(cap: int, length: int | None) -> None:
     if cap and length is not None and length > cap:
         raise ApiError(413, "upload_too_large", f"uploads are limited to {cap} bytes")
+
+
+async def terminate(request: web.Request, upload_id: str) -> None:
+    """Remove the caller's upload, ending any request still writing it (tus termination,
+    the draft's cancellation); its id answers 410 from then on."""
+
+    async def remove() -> None:
+        upload = await store_of(request).open(upload_id)
+        owned(request, upload.info)
+        await upload.delete(gone="terminated")
+        lifecycle_of(request).terminated(upload.info, file_url(request, upload_id))
+
+    await exclusive(request, upload_id, remove)

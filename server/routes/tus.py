@@ -36,7 +36,7 @@ from ..protocol.conditional import http_date
 from ..protocol.media import declared_media_type
 from ..responses import file_url
 from ..resumable.common import limits, version_header
-from ..resumable.session import check_size, exclusive, location, receive
+from ..resumable.session import check_size, exclusive, location, receive, terminate
 from ..settings import Settings
 
 T = TypeVar("T")
@@ -338,15 +338,7 @@ async def finish(request: web.Request, upload: Upload) -> None:
 @tus_handler
 async def tus_delete(request: web.Request) -> web.Response:
     require_version(request)
-    upload_id = request.match_info["id"]
-
-    async def terminate() -> None:
-        upload = await store_of(request).open(upload_id)
-        owned(request, upload.info)
-        await upload.delete(gone="terminated")
-        lifecycle_of(request).terminated(upload.info, file_url(request, upload_id))
-
-    await exclusive(request, upload_id, terminate)
+    await terminate(request, request.match_info["id"])
     return web.Response(status=204, headers=BASE_HEADERS)
 
 
