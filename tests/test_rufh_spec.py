@@ -4,6 +4,7 @@ h11 (tests/rufh_client.py), which sees every 104. One test per status and header
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -464,8 +465,10 @@ def test_resume_after_the_connection_is_cut(server: SpigotProcess, version: int)
     assert download(server, url) == data
 
 
-def test_a_new_request_takes_over_a_silent_one(server: SpigotProcess) -> None:
-    url = create(server)["Location"]
+@contextlib.contextmanager
+def silent_append(server: SpigotProcess, url: str) -> Iterator[list[Exchange]]:
+    """A PATCH that sends 1000 bytes, then nothing for 4 s (its client thinks it dead); on
+    leaving, its exchange is in the list."""
     headers = {**draft(), "Upload-Complete": "?1", "Upload-Offset": "0", "Content-Type": PARTIAL}
     results: list[Exchange] = []
     silent = threading.Thread(
@@ -476,15 +479,27 @@ def test_a_new_request_takes_over_a_silent_one(server: SpigotProcess) -> None:
     )  # fmt: skip
     silent.start()
     time.sleep(0.5)
-    started = time.monotonic()
-    state = head(server, url)  # the client's retry, while its first request hangs
-    assert time.monotonic() - started < 3.0  # not the 4 s the silent client waits
+    try:
+        yield results
+    finally:
+        silent.join()
+
+
+def was_taken_over(results: list[Exchange]) -> None:
+    ended = final(results[0])  # the old request is ended, keeping its bytes, and told so
+    assert (ended.status, error_of(ended)[0]) == (423, "upload_taken_over")
+
+
+def test_a_new_request_takes_over_a_silent_one(server: SpigotProcess) -> None:
+    url = create(server)["Location"]
+    with silent_append(server, url) as results:
+        started = time.monotonic()
+        state = head(server, url)  # the client's retry, while its first request hangs
+        assert time.monotonic() - started < 3.0  # not the 4 s the silent client waits
     assert state.status == 204
     kept = int(state["Upload-Offset"])
     assert 0 < kept <= 1000  # what the server had read of the 1000 sent (all, unless busy)
-    silent.join()
-    ended = final(results[0])  # the old request is ended, keeping its bytes, and told so
-    assert (ended.status, error_of(ended)[0]) == (423, "upload_taken_over")
+    was_taken_over(results)
     whole = b"a" * 1000 + b"c" * 1000
     done = final(append(server, url, kept, whole[kept:], complete=True))
     assert done.status == 201
@@ -493,23 +508,12 @@ def test_a_new_request_takes_over_a_silent_one(server: SpigotProcess) -> None:
 
 def test_delete_cancels_and_ends_the_running_request(server: SpigotProcess) -> None:
     url = create(server)["Location"]
-    headers = {**draft(), "Upload-Complete": "?1", "Upload-Offset": "0", "Content-Type": PARTIAL}
-    results: list[Exchange] = []
-    writer = threading.Thread(
-        target=lambda: results.append(
-            exchange(server.url, "PATCH", path_of(server, url), headers, [b"a" * 1000, b"b" * 1000],
-                     cut_after=1000, pause=4.0)
-        )
-    )  # fmt: skip
-    writer.start()
-    time.sleep(0.5)
-    started = time.monotonic()
-    gone = final(exchange(server.url, "DELETE", path_of(server, url), draft()))
-    assert time.monotonic() - started < 3.0  # not the 4 s the silent client waits
+    with silent_append(server, url) as results:
+        started = time.monotonic()
+        gone = final(exchange(server.url, "DELETE", path_of(server, url), draft()))
+        assert time.monotonic() - started < 3.0  # not the 4 s the silent client waits
     assert gone.status == 204
-    writer.join()
-    ended = final(results[0])
-    assert (ended.status, error_of(ended)[0]) == (423, "upload_taken_over")
+    was_taken_over(results)
     assert head(server, url).status == 410
 
 
