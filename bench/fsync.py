@@ -16,7 +16,7 @@ from datetime import date
 from pathlib import Path
 
 from bench.deploy import spigot
-from bench.run import curl, record
+from bench.run import curl, publish
 from tests.conftest import write_random
 
 MIB = 1 << 20
@@ -73,10 +73,7 @@ def main() -> None:
             f"| {mode} | {rate:,.0f} MiB/s | {rate / base_big:.2f}x | {files:,.0f} files/s "
             f"| {files / base_small:.2f}x |"
         )
-    report = "\n".join(lines) + "\n"
-    print("\n" + report)
-    if not args.no_record:
-        record(report)
+    publish(lines, not args.no_record)
 
 
 if __name__ == "__main__":

@@ -25,10 +25,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 from bench.receive import server_cpu
-from bench.run import curl, record
+from bench.run import curl, publish
 from bench.servers import ROOT, Server, free_port, wait_listening
 from tests.conftest import write_random
-from tests.test_deploy_nginx import self_signed
+from tests.test_deploy_nginx import main_conf, self_signed
 from tests.tools import require
 
 MIB = 1 << 20
@@ -36,38 +36,25 @@ GIB = 1 << 30
 TARGET = 0.7
 
 
-def start_tls_nginx(root: Path, cert: Path, key: Path) -> tuple[Server, int]:
+def start_tls_nginx(root: Path, cert: Path, key: Path) -> Server:
     port = free_port()
-    for sub in ("html", "tmp", "logs"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-    conf = root / "nginx.conf"
-    conf.write_text(
-        textwrap.dedent(f"""\
-        user root;
-        worker_processes 1;
-        daemon off;
-        pid {root}/nginx.pid;
-        error_log {root}/logs/error.log warn;
-        events {{ worker_connections 1024; }}
-        http {{
-            access_log off;
+    (root / "html").mkdir(parents=True, exist_ok=True)
+    site = textwrap.dedent(f"""\
+        server {{
+            listen 127.0.0.1:{port} ssl;
+            ssl_certificate {cert};
+            ssl_certificate_key {key};
             sendfile on;
             default_type application/octet-stream;
-            client_body_temp_path {root}/tmp;
-            server {{
-                listen 127.0.0.1:{port} ssl;
-                ssl_certificate {cert};
-                ssl_certificate_key {key};
-                root {root}/html;
-            }}
+            root {root}/html;
         }}
         """)
-    )
+    main = main_conf(root, site)
     proc = subprocess.Popen(
-        [require("nginx"), "-c", str(conf), "-p", str(root)], stderr=subprocess.DEVNULL
+        [require("nginx"), "-c", str(main), "-p", str(root)], stderr=subprocess.DEVNULL
     )
     wait_listening(port, proc)
-    return Server("nginx-tls", f"https://127.0.0.1:{port}", proc), port
+    return Server("nginx-tls", f"https://127.0.0.1:{port}", proc)
 
 
 def start_proxy(work: Path, cert: Path, extra: list[str]) -> Server:
@@ -110,7 +97,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="spigot-bench-tls-") as tmp:
         work = Path(tmp)
         cert, key = self_signed(work, "localhost", "127.0.0.1")
-        nginx, _ = start_tls_nginx(work / "nginx", cert, key)
+        nginx = start_tls_nginx(work / "nginx", cert, key)
         spigot = start_proxy(work, cert, args.spigot_arg)
         write_random(work / "nginx" / "html" / "payload.bin", size)
         upstream = f"{nginx.url}/payload.bin"
@@ -150,10 +137,7 @@ def main() -> None:
         f"| spigot peak RSS | | {rss / MIB:.0f} MiB | | <= 64 MiB "
         f"| {'yes' if rss <= 64 * MIB else 'NO'} |",
     ]
-    report = "\n".join(lines) + "\n"
-    print("\n" + report)
-    if not args.no_record:
-        record(report)
+    publish(lines, not args.no_record)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
-from bench.run import curl, record, tus_patch
+from bench.run import curl, publish, tus_patch
 from bench.servers import (
     ROOT,
     Server,
@@ -199,10 +199,7 @@ def main() -> None:
         print(f"{label}:", flush=True)
         with tempfile.TemporaryDirectory(dir=where, prefix="spigot-receive-") as tmp:
             lines += table(label, size, measure(Path(tmp), size, args.rounds))
-    report = "\n".join(lines)
-    print("\n" + report)
-    if not args.no_record:
-        record(report)
+    publish(lines, not args.no_record)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,14 @@ def record(report: str) -> None:
         f.write("\n" + report.rstrip("\n") + "\n")
 
 
+def publish(lines: list[str], keep: bool) -> None:
+    """Print a run's section, and record it unless the run said --no-record."""
+    report = "\n".join(lines) + "\n"
+    print("\n" + report)
+    if keep:
+        record(report)
+
+
 MIB = 1 << 20
 
 
@@ -282,10 +290,7 @@ def main() -> None:
         f"| {'yes' if added_ms <= 5 else 'NO'} |",
         f"| spigot peak RSS after a 5 MB/s client | | {slow_rss / MIB:.0f} MiB | | | |",
     ]
-    report = "\n".join(lines) + "\n"
-    print("\n" + report)
-    if not args.no_record:
-        record(report)
+    publish(lines, not args.no_record)
 
 
 if __name__ == "__main__":

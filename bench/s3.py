@@ -25,7 +25,7 @@ from typing import Any
 import boto3
 from boto3.s3.transfer import TransferConfig
 
-from bench.run import record
+from bench.run import publish
 from bench.servers import Server, free_port, wait_listening
 from tests import processes
 from tests.conftest import FAKE_AWS, ROOT, write_random
@@ -203,10 +203,7 @@ def main() -> None:
         f"| | (<= cap {TEMP_CAP // MIB} MiB) |",
         "",
     ]
-    text = "\n".join(lines)
-    print(text)
-    if not args.no_record:
-        record(text)
+    publish(lines, not args.no_record)
 
 
 if __name__ == "__main__":
