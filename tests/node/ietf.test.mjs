@@ -6,6 +6,7 @@ import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { Upload } from 'tus-js-client'
 import { MemoryUrlStorage } from './url-storage.mjs'
+import { abortAt, resumeStored } from './resume.mjs'
 
 const BASE = process.env.SPIGOT_URL
 const endpoint = `${BASE}/files/`
@@ -43,34 +44,12 @@ for (const [protocol, version] of Object.entries(VERSIONS)) {
   test(`${protocol}: abort, then resume from the stored URL`, async () => {
     const urlStorage = new MemoryUrlStorage()
     const options = { protocol, chunkSize: 1024 * 1024, urlStorage, storeFingerprintForResuming: true }
-    let firstUrl
-    await new Promise((resolve, reject) => {
-      const u = new Upload(data, {
-        endpoint,
-        ...options,
-        onError: reject,
-        onSuccess: () => reject(new Error('should have been aborted')),
-        onChunkComplete: (_size, sent) => {
-          if (sent >= 2 * 1024 * 1024) {
-            firstUrl = u.url
-            u.abort().then(resolve, reject)
-          }
-        },
-      })
-      u.start()
-    })
+    const firstUrl = await abortAt(data, { endpoint, ...options }, 2 * 1024 * 1024)
     const head = await fetch(firstUrl, { method: 'HEAD', headers: { 'Upload-Draft-Interop-Version': version } })
     assert.equal(head.headers.get('upload-offset'), String(2 * 1024 * 1024))
     assert.equal(head.headers.get('upload-complete'), '?0')
 
-    const resumed = await new Promise((resolve, reject) => {
-      const u = new Upload(data, { endpoint, ...options, onError: reject, onSuccess: () => resolve(u) })
-      u.findPreviousUploads().then((previous) => {
-        assert.equal(previous.length, 1)
-        u.resumeFromPreviousUpload(previous[0])
-        u.start()
-      }, reject)
-    })
+    const resumed = await resumeStored(data, { endpoint, ...options })
     assert.equal(resumed.url, firstUrl) // the same upload, continued
     assert.equal(sha256(await download(resumed.url)), sha256(data))
   })

@@ -7,6 +7,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { Upload } from 'tus-js-client'
 import { MemoryUrlStorage } from './url-storage.mjs'
+import { abortAt, resumeStored } from './resume.mjs'
 
 const endpoint = process.env.SPIGOT_UPLOAD_LINK
 const data = randomBytes(3 * 1024 * 1024 + 11)
@@ -21,35 +22,14 @@ test('create, abort and resume through an upload link', async () => {
     storeFingerprintForResuming: true,
     metadata: { filename: 'clip.mp4', filetype: 'video/mp4' },
   }
-  let firstUrl
-  await new Promise((resolve, reject) => {
-    const u = new Upload(data, {
-      ...options,
-      onError: reject,
-      onSuccess: () => reject(new Error('should have been aborted')),
-      onChunkComplete: (_size, sent) => {
-        if (sent >= 1024 * 1024) {
-          firstUrl = u.url
-          u.abort().then(resolve, reject)
-        }
-      },
-    })
-    u.start()
-  })
+  const firstUrl = await abortAt(data, options, 1024 * 1024)
   assert.match(firstUrl, /\/files\/[\w-]{22}\?expires=\d+&sig=[0-9a-f]{64}$/)
   const bare = firstUrl.split('?')[0]
   assert.equal((await fetch(bare, { method: 'HEAD', headers: tus })).status, 401)
   const head = await fetch(firstUrl, { method: 'HEAD', headers: tus })
   assert.equal(head.headers.get('upload-offset'), String(1024 * 1024))
 
-  const resumed = await new Promise((resolve, reject) => {
-    const u = new Upload(data, { ...options, onError: reject, onSuccess: () => resolve(u) })
-    u.findPreviousUploads().then((previous) => {
-      assert.equal(previous.length, 1)
-      u.resumeFromPreviousUpload(previous[0])
-      u.start()
-    }, reject)
-  })
+  const resumed = await resumeStored(data, options)
   assert.equal(resumed.url, firstUrl)
   const done = await fetch(firstUrl, { method: 'HEAD', headers: tus })
   assert.equal(done.headers.get('upload-offset'), String(data.length))

@@ -6,6 +6,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { Readable } from 'node:stream'
 import { Upload } from 'tus-js-client'
 import { MemoryUrlStorage } from './url-storage.mjs'
+import { abortAt, resumeStored } from './resume.mjs'
 
 const BASE = process.env.SPIGOT_URL
 const endpoint = `${BASE}/files/`
@@ -64,33 +65,11 @@ test('uploadLengthDeferred with a stream', async () => {
 test('abort, then resume from the stored URL', async () => {
   const urlStorage = new MemoryUrlStorage()
   const options = { chunkSize: 1024 * 1024, urlStorage, storeFingerprintForResuming: true }
-  let firstUrl
-  await new Promise((resolve, reject) => {
-    const u = new Upload(data, {
-      endpoint,
-      ...options,
-      onError: reject,
-      onSuccess: () => reject(new Error('should have been aborted')),
-      onChunkComplete: (_size, sent) => {
-        if (sent >= 2 * 1024 * 1024) {
-          firstUrl = u.url
-          u.abort().then(resolve, reject)
-        }
-      },
-    })
-    u.start()
-  })
+  const firstUrl = await abortAt(data, { endpoint, ...options }, 2 * 1024 * 1024)
   const headAfterAbort = await fetch(firstUrl, { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0' } })
   assert.equal(headAfterAbort.headers.get('upload-offset'), String(2 * 1024 * 1024))
 
-  const resumed = await new Promise((resolve, reject) => {
-    const u = new Upload(data, { endpoint, ...options, onError: reject, onSuccess: () => resolve(u) })
-    u.findPreviousUploads().then((previous) => {
-      assert.equal(previous.length, 1)
-      u.resumeFromPreviousUpload(previous[0])
-      u.start()
-    }, reject)
-  })
+  const resumed = await resumeStored(data, { endpoint, ...options })
   assert.equal(resumed.url, firstUrl) // the same upload, continued, not a new one
   assert.equal(sha256(await download(resumed.url)), sha256(data))
 })
