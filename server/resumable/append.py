@@ -18,7 +18,7 @@ from ..protocol import rufh
 from .common import interop, state, version_header, with_limits
 from .problems import completed, inconsistent_length, mismatching_offset
 from .session import check_size, exclusive, location
-from .transfer import completed_response, finish, implied_length, take
+from .transfer import completed_response, implied_length, settle, take
 
 
 async def draft_patch(request: web.Request) -> web.Response:
@@ -51,8 +51,7 @@ async def draft_patch(request: web.Request) -> web.Response:
         owned(request, info)
         if info.parts or info.direct:
             raise ApiError(403, "not_resumable", "this upload takes no appends")
-        if info.awaits_finish:  # its last bytes landed, then the process died
-            await finish(request, version, upload)
+        await settle(request, version, upload)
         empty = request.content_length == 0 or not request.body_exists
         if info.is_complete:
             if empty and complete and offset == info.offset:

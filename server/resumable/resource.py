@@ -15,7 +15,7 @@ from ..auth import owned
 from ..context import store_of
 from .common import interop, state
 from .session import exclusive, terminate
-from .transfer import finish
+from .transfer import settle
 
 
 async def draft_head(request: web.Request) -> web.Response:
@@ -26,8 +26,7 @@ async def draft_head(request: web.Request) -> web.Response:
     async def look() -> UploadInfo:
         upload = await store_of(request).open(upload_id)
         owned(request, upload.info)
-        if upload.info.awaits_finish:  # its last bytes landed, then the process died
-            await finish(request, version, upload)
+        await settle(request, version, upload)
         return upload.info
 
     info = await exclusive(request, upload_id, look)

@@ -99,6 +99,13 @@ async def take(
         await finish(request, version, upload)
 
 
+async def settle(request: web.Request, version: rufh.Interop, upload: Upload) -> None:
+    """Finish an upload whose last bytes landed before the process died (lock held), as
+    tus's settle() does, with the draft's Repr-Digest check."""
+    if upload.info.awaits_finish:
+        await finish(request, version, upload)
+
+
 async def finish(request: web.Request, version: rufh.Interop, upload: Upload) -> None:
     """Complete the upload; a `Repr-Digest` given at creation must match the whole file,
     or the upload is removed (the representation arrived, but it is not the one meant)."""
