@@ -7,8 +7,8 @@ work. The ceiling is an aiohttp handler on uvloop that drops every byte (bench/d
 a Python server that stores and hashes cannot pass it.
 
 Legs alternate in order each round; figures are medians. spigot is run as configured by
-default (asyncio, bodies moved with splice), and once more with --no-splice and with
---event-loop uvloop, to show what each costs.
+default (asyncio, bodies taken straight from the socket), and once more with
+--no-direct-receive and with --event-loop uvloop, to show what each costs.
 Run: python -m bench.receive [--size-mib 512] [--rounds 5] [--no-record]
 """
 
@@ -103,7 +103,7 @@ def measure(workdir: Path, size: int, rounds: int) -> dict[str, dict[str, list[f
     write_random(source, size)
     spigot = start_spigot_variant(workdir, "spigot")
     variants = [
-        start_spigot_variant(workdir, "spigot --no-splice", "--no-splice"),
+        start_spigot_variant(workdir, "spigot --no-direct-receive", "--no-direct-receive"),
         start_spigot_variant(workdir, "spigot uvloop", "--event-loop", "uvloop"),
     ]
     nginx, tus_node, discard = start_nginx(workdir), start_tus_node(workdir), start_discard()
@@ -149,7 +149,7 @@ def table(label: str, size: int, got: dict[str, dict[str, list[float]]]) -> list
         "| leg | MiB/s | CPU-s per GiB | ratio | target | met |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for name in ("spigot", "spigot --no-splice", "spigot uvloop"):
+    for name in ("spigot", "spigot --no-direct-receive", "spigot uvloop"):
         ours = rate(f"one-shot {name}")
         lines.append(
             f"| one-shot, {name} | {ours:,.0f} | {cpu(f'one-shot {name}'):.2f} | "
@@ -160,7 +160,7 @@ def table(label: str, size: int, got: dict[str, dict[str, list[float]]]) -> list
     lines.append(
         f"| one-shot, discard ceiling | {ceiling:,.0f} | {cpu('one-shot discard'):.2f} | | | |"
     )
-    for name in ("spigot", "spigot --no-splice", "spigot uvloop"):
+    for name in ("spigot", "spigot --no-direct-receive", "spigot uvloop"):
         ours = rate(f"tus {name}")
         lines.append(
             f"| tus PATCH, {name} | {ours:,.0f} | {cpu(f'tus {name}'):.2f} | "

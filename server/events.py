@@ -157,7 +157,7 @@ class ProgressMeter:
 
     def wrap(self, chunks: AsyncIterable[bytes]) -> AsyncIterable[bytes]:
         """`chunks`, counted as they are taken. A Watchable body is watched rather than
-        wrapped, so that it can still move itself into a file (server/bodies/splice.py)."""
+        wrapped, so that it can still take itself into a file (server/bodies/direct.py)."""
         if isinstance(chunks, Watchable):
             chunks.watch(self.add)
             return chunks

@@ -352,11 +352,11 @@ class Settings:
         "asyncio, or uvloop if installed; bench/RESULTS.md has what each measured",
         "LOOP",
     )
-    no_splice: bool = _option(
+    no_direct_receive: bool = _option(
         False,
         parse_bool,
-        "local disk: take upload bodies through the process instead of moving them from the "
-        "socket into the file with splice(2) (to compare; any filesystem works either way)",
+        "local disk: take upload bodies through aiohttp's chunks instead of reading the "
+        "socket straight into the file from a pool thread (to compare)",
         flag=True,
     )
     no_104: bool = _option(

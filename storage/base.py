@@ -378,13 +378,20 @@ class DurableProgress(Protocol):
     def durable_offset(self) -> int: ...
 
 
+class ByteSink(Protocol):
+    """What sees a body's bytes in order as they are stored: a hash, a tus checksum."""
+
+    def update(self, data: bytes | memoryview) -> None: ...
+
+
 @runtime_checkable
 class MovableBody(Protocol):
-    """The `chunks` given to `append`, when they can also move straight from the client's
-    socket into a file inside the kernel (splice(2)), never entering the process.
+    """The `chunks` given to `append`, when they can also be taken straight from the
+    client's socket into a file in the store's pool, never passing through aiohttp's
+    chunks (server/bodies/direct.py says why).
 
     A store that writes files may call `move_into` instead of iterating. The body then meters,
-    times out and fails exactly as when iterated, and the store hashes what landed.
+    times out and fails exactly as when iterated.
     """
 
     more: bool  # set by move_into: it stopped at `most` with bytes of the body left
@@ -402,10 +409,12 @@ class MovableBody(Protocol):
         most: int,
         run: Callable[..., Awaitable[Any]],
         wrote: Callable[[int], None],
+        sinks: Sequence[ByteSink],
     ) -> None:
         """Write up to `most` of the body's bytes into `fd` from `position` on. `run` runs a
-        blocking call in the store's pool, where every write happens; `wrote(n)` hears of n
-        more bytes in the file after each, also when the body then fails."""
+        blocking call in the store's pool, where every write happens; each sink sees the
+        written bytes in order, in that thread, before `wrote(n)` hears of n more bytes in
+        the file, which it does after each write, also when the body then fails."""
         ...
 
 

@@ -27,9 +27,9 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Se
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
-from .base import DataStore, MovableBody, StoredPart, Upload, UploadInfo, UploadSpec
+from .base import ByteSink, DataStore, MovableBody, StoredPart, Upload, UploadInfo, UploadSpec
 from .budget import BatchBudget
 from .direct import DelegatesDirect
 from .errors import (
@@ -48,7 +48,6 @@ from .fdcache import OpenFiles
 from .hashing import ChunkVerifier
 from .ids import is_valid_id, new_id
 from .local_direct import LocalDirect
-from .local_moved import append_moved
 from .locking import FileLocker
 from .memo import FinishedInfos, Hashers
 
@@ -363,10 +362,10 @@ class LocalUpload(Upload):
                 raise OffsetMismatch(size, offset)
             started = True
             hasher = store.hashers.for_append(info)
-            sinks: list[_Sink] = [sink for sink in (hasher, verify) if sink is not None]
+            sinks: list[ByteSink] = [sink for sink in (hasher, verify) if sink is not None]
             self._began, self._whole_or_nothing = offset, verify is not None
             if isinstance(chunks, MovableBody) and chunks.movable():
-                await self._append_moved(offset, chunks, sinks)
+                await self._append_moved(fd, offset, chunks, sinks)
             else:
                 await self._append_chunks(fd, offset, chunks, sinks)
             if verify is not None and not verify.matches():
@@ -388,7 +387,7 @@ class LocalUpload(Upload):
         return info.offset
 
     async def _append_chunks(
-        self, fd: int, offset: int, chunks: AsyncIterable[bytes], sinks: list[_Sink]
+        self, fd: int, offset: int, chunks: AsyncIterable[bytes], sinks: list[ByteSink]
     ) -> None:
         info = self._info
         writer = self._writer = _CoalescingWriter(fd, self._store, sinks)
@@ -404,17 +403,19 @@ class LocalUpload(Upload):
             await writer.close()
             info.offset = offset + writer.written
 
-    async def _append_moved(self, offset: int, body: MovableBody, sinks: list[_Sink]) -> None:
-        """The body moves itself into the file (splice); info.offset follows every byte."""
+    async def _append_moved(
+        self, fd: int, offset: int, body: MovableBody, sinks: list[ByteSink]
+    ) -> None:
+        """The body takes itself into the file (server/bodies/direct.py); info.offset
+        follows every byte, so it is exact when the body fails part-way too."""
         info = self._info
         most = info.length - offset if info.length is not None else UNBOUNDED
 
         def landed(n: int) -> None:
             info.offset += n
 
-        await append_moved(
-            self.local_path(), offset, body, most, sinks, self._store.run_blocking, landed
-        )
+        # fd is O_APPEND and offset its end, so the body's pwrites land where they say.
+        await body.move_into(fd, offset, most, self._store.run_blocking, landed, sinks)
         if body.more:
             raise LengthExceeded(info.length or 0)
 
@@ -535,7 +536,7 @@ class LocalUpload(Upload):
 class _CoalescingWriter:
     """Gathers chunks into writes of the store's batch size, done in the pool one at a time."""
 
-    def __init__(self, fd: int, store: LocalStore, sinks: list[_Sink]) -> None:
+    def __init__(self, fd: int, store: LocalStore, sinks: list[ByteSink]) -> None:
         self._fd = fd
         self._store = store
         self._budget = store.batches
@@ -591,10 +592,6 @@ class _CoalescingWriter:
             self._budget.leave()
 
 
-class _Sink(Protocol):
-    def update(self, data: bytes | memoryview) -> None: ...
-
-
 def _open_for_append(path: Path, marker: Path, offset: int, mark: bool) -> tuple[int, int]:
     """Open for appending: roll back a checksummed chunk a crash left unverified, then,
     for a new checksummed chunk, record where it starts (atomically) before any byte."""
@@ -630,7 +627,7 @@ def _roll_back(fd: int, offset: int, pending: Path) -> None:
 IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024
 
 
-def _write_all(fd: int, chunks: list[bytes], sinks: list[_Sink]) -> int:
+def _write_all(fd: int, chunks: list[bytes], sinks: list[ByteSink]) -> int:
     """Write the gathered chunks with writev (no joined copy of the buffer), then feed the
     hashes. Handles partial writes and more chunks than one writev takes."""
     total = 0

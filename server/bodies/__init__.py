@@ -1,5 +1,5 @@
 """Request bodies: bounded streams of chunks through aiohttp (`chunks`), or, for a store that
-writes files, moved from the socket into the file inside the kernel (`splice`)."""
+writes files, taken from the socket into the file in a pool thread (`direct`)."""
 
 from .chunks import (
     MOVED,

@@ -16,7 +16,7 @@ import contextlib
 import json
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from aiohttp import BodyPartReader, StreamReader, web
@@ -24,13 +24,14 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.streams import EmptyStreamReader
 from aiohttp.typedefs import Handler
 
+from storage.base import ByteSink
 from storage.budget import BatchBudget
 from storage.uncancelled import to_the_end
 
 from ..context import SETTINGS
 from ..errors import ApiError
 from ..proxy.zerocopy import plain_socket, ready
-from .splice import MOVE_MIN, STEP, ClientFailed, Mover
+from .direct import MOVE_MIN, STEP, ClientFailed, DirectReceiver
 
 PART_CHUNK = 256 << 10
 T = TypeVar("T")
@@ -129,8 +130,8 @@ class RawBody:
     """The body as received, any content type (form-encoded bodies are not parsed).
 
     Iterated, it gives chunks through aiohttp. A store that writes files may instead have it
-    move the bytes from the socket into the file inside the kernel (`move_into`, the
-    storage.base.MovableBody capability; server/bodies/splice.py says why). Either way every
+    take the bytes from the socket into the file in a pool thread (`move_into`, the
+    storage.base.MovableBody capability; server/bodies/direct.py says why). Either way every
     byte counts against the cap and reaches the watchers, and silences end at
     --network-timeout.
     """
@@ -185,7 +186,7 @@ class RawBody:
         request = self._request
         if self._started or not isinstance(request, web.Request):
             return False
-        if request.app[SETTINGS].no_splice or "Content-Encoding" in request.headers:
+        if request.app[SETTINGS].no_direct_receive or "Content-Encoding" in request.headers:
             return False  # aiohttp would decompress an encoded body; the kernel cannot
         declared = request.content_length
         if declared is None or declared < MOVE_MIN:
@@ -199,6 +200,7 @@ class RawBody:
         most: int,
         run: Callable[..., Awaitable[Any]],
         wrote: Callable[[int], None],
+        sinks: Sequence[ByteSink],
     ) -> None:
         request = self._request
         assert isinstance(request, web.Request) and request.content_length is not None
@@ -208,7 +210,7 @@ class RawBody:
         declared = request.content_length
         limit = request.app[SETTINGS].network_timeout
         try:
-            mover = Mover(sock)
+            mover = DirectReceiver(sock)
         except OSError as exc:  # out of descriptors: nothing is taken yet
             raise ApiError(503, "busy", f"cannot take the body now: {exc}", close=True) from exc
         reported = 0
@@ -233,13 +235,14 @@ class RawBody:
             request.protocol.pause_reading()  # after: feed_eof resumes reading
             request[MOVED] = moved
             if buffered:
-                await to_the_end(run(mover.write, fd, position, buffered[:most]))
+                await to_the_end(run(mover.write, fd, position, buffered[:most], sinks))
                 report()
             end = min(most, declared)
             loop = asyncio.get_running_loop()
             while mover.moved < end:
                 at = position + mover.moved
-                state = await to_the_end(run(mover.step, fd, at, min(STEP, end - mover.moved)))
+                step = min(STEP, end - mover.moved)
+                state = await to_the_end(run(mover.step, fd, at, step, sinks))
                 report()
                 if state == "closed":
                     raise broken_body(ValueError(f"got {mover.moved} of {declared} bytes"))

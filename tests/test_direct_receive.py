@@ -1,10 +1,10 @@
-"""Bodies moved from the socket into the file with splice(2) (server/bodies/splice.py).
+"""Bodies taken from the socket straight into the file (server/bodies/direct.py).
 
-Every test runs against a server that moves bodies, one started with --no-splice and one on
-uvloop (--event-loop uvloop), and asserts the same outcome from each: the move is an
-optimisation, never a change of behaviour. The one visible difference is asserted too: after
-a moved body the connection closes (`Connection: close`), since aiohttp's parser still waits
-for the moved bytes.
+Every test runs against a server that takes bodies so, one started with --no-direct-receive
+and one on uvloop (--event-loop uvloop), and asserts the same outcome from each: the direct
+path is an optimisation, never a change of behaviour. The one visible difference is asserted
+too: after such a body the connection closes (`Connection: close`), since aiohttp's parser
+still waits for the bytes taken past it.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from server.bodies.splice import MOVE_MIN, Mover
+from server.bodies.direct import MOVE_MIN, DirectReceiver
 
 from .conftest import SpigotProcess, start_spigot, stop_spigot, stored_files
 from .test_raw_http import read_to_end
@@ -33,7 +33,7 @@ TUS = {"Tus-Resumable": "1.0.0"}
 NETWORK_TIMEOUT = 2
 
 
-@pytest.fixture(params=["splice", "no-splice", "uvloop"])
+@pytest.fixture(params=["direct", "through-aiohttp", "uvloop"])
 def mode(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -41,9 +41,9 @@ def mode(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def server(data_dir: Path, mode: str) -> Iterator[SpigotProcess]:
     flags = ["--network-timeout", f"{NETWORK_TIMEOUT}s", "--max-request-size", "1G"]
-    if mode == "no-splice":
-        flags.append("--no-splice")
-    if mode == "uvloop":  # bodies move on uvloop's transports too
+    if mode == "through-aiohttp":
+        flags.append("--no-direct-receive")
+    if mode == "uvloop":  # bodies are taken from uvloop's transports too
         flags += ["--event-loop", "uvloop"]
     spigot = start_spigot(data_dir, *flags)
     yield spigot
@@ -128,7 +128,7 @@ def test_a_large_one_shot_body_round_trips_and_ends_its_connection(
     assert hashlib.sha256(download(server, f"/files/{info['id']}")).digest() == (
         hashlib.sha256(data).digest()
     )
-    assert (headers.get("Connection") == "close") is (mode != "no-splice")
+    assert (headers.get("Connection") == "close") is (mode != "through-aiohttp")
 
 
 def test_a_body_under_the_threshold_keeps_its_connection(server: SpigotProcess) -> None:
@@ -224,8 +224,8 @@ def test_a_patch_past_the_length_is_refused_with_what_fits_kept(server: SpigotPr
     assert download(server, path) == data[: 2 * MIB]
 
 
-def test_bodies_move_into_a_tmpfs(tmp_path: Path) -> None:
-    """tmpfs (shmem) takes splice by its own code path; production /tmp and ramdisks are it."""
+def test_bodies_are_taken_into_a_tmpfs(tmp_path: Path) -> None:
+    """tmpfs (shmem) has write paths of its own; production /tmp and ramdisks are it."""
     where = tmp_path / "ram"
     where.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(where)], check=True)
@@ -244,27 +244,61 @@ def test_bodies_move_into_a_tmpfs(tmp_path: Path) -> None:
         subprocess.run(["umount", "-l", str(where)], check=True)
 
 
-def test_the_mover_copies_where_a_filesystem_refuses_splice(tmp_path: Path) -> None:
-    """The fallback of a filesystem without splice_write: read the pipe, pwrite the bytes."""
+class Recorder:
+    def __init__(self) -> None:
+        self.seen = bytearray()
+
+    def update(self, data: bytes | memoryview) -> None:
+        self.seen += data
+
+
+def test_the_receiver_writes_and_shows_the_sinks_exactly_what_arrived(tmp_path: Path) -> None:
+    """Steps end "dry" when the socket has nothing at hand and "closed" at the client's FIN;
+    the file and every sink get the same bytes, in order, at the position given."""
     left, right = socket.socketpair()
     data = os.urandom(3 * MIB + 5)
     target = tmp_path / "out"
     fd = os.open(target, os.O_RDWR | os.O_CREAT)
-    mover = Mover(right.fileno())
+    receiver = DirectReceiver(right.fileno())
+    sinks = [Recorder(), Recorder()]
+    states = set()
     try:
-        mover.copying = True
+        right.setblocking(False)
         left.setblocking(False)
+        receiver.write(fd, 10, b"head", sinks)
         sent = 0
-        while mover.moved < len(data):
+        while receiver.moved < 4 + len(data):
             if sent < len(data):
                 with contextlib.suppress(BlockingIOError):
                     sent += left.send(data[sent : sent + MIB])
-            mover.step(fd, 10 + mover.moved, len(data) - mover.moved)
-        assert mover.moved == len(data)
+            at = 10 + receiver.moved
+            states.add(receiver.step(fd, at, 4 + len(data) - receiver.moved, sinks))
+        assert receiver.moved == receiver.received + 4 == 4 + len(data)
+        assert receiver.step(fd, 10 + receiver.moved, 1, sinks) == "dry"
         left.close()
-        assert mover.step(fd, 10 + mover.moved, 1) == "closed"
+        assert receiver.step(fd, 10 + receiver.moved, 1, sinks) == "closed"
     finally:
-        mover.close()
+        receiver.close()
         os.close(fd)
         right.close()
-    assert target.read_bytes() == b"\0" * 10 + data
+    assert "full" in states
+    assert target.read_bytes() == b"\0" * 10 + b"head" + data
+    assert [bytes(sink.seen) for sink in sinks] == [b"head" + data] * 2
+
+
+def test_a_failed_write_counts_and_shows_only_what_reached_the_file(tmp_path: Path) -> None:
+    """A full disk part-way: `moved` and the sinks stop at the bytes the file holds."""
+    left, right = socket.socketpair()
+    receiver = DirectReceiver(right.fileno())
+    sink = Recorder()
+    fd = os.open(tmp_path / "out", os.O_RDONLY | os.O_CREAT)  # every write fails (EBADF)
+    try:
+        left.sendall(os.urandom(64 << 10))
+        with pytest.raises(OSError):
+            receiver.step(fd, 0, 64 << 10, [sink])
+        assert (receiver.moved, receiver.received, bytes(sink.seen)) == (0, 64 << 10, b"")
+    finally:
+        receiver.close()
+        os.close(fd)
+        left.close()
+        right.close()
