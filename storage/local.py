@@ -50,6 +50,7 @@ from .ids import is_valid_id, new_id
 from .local_direct import LocalDirect
 from .locking import FileLocker
 from .memo import FinishedInfos, Hashers
+from .writes import append_all
 
 T = TypeVar("T")
 
@@ -624,28 +625,10 @@ def _roll_back(fd: int, offset: int, pending: Path) -> None:
     pending.unlink(missing_ok=True)
 
 
-IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024
-
-
 def _write_all(fd: int, chunks: list[bytes], sinks: list[ByteSink]) -> int:
-    """Write the gathered chunks with writev (no joined copy of the buffer), then feed the
-    hashes. Handles partial writes and more chunks than one writev takes."""
-    total = 0
-    for start in range(0, len(chunks), IOV_MAX):
-        batch = chunks[start : start + IOV_MAX]
-        size = sum(len(c) for c in batch)
-        done = os.writev(fd, batch)
-        while done < size:  # a partial write: continue from the first unwritten byte
-            rest: list[bytes | memoryview] = []
-            skip = done
-            for chunk in batch:
-                if skip >= len(chunk):
-                    skip -= len(chunk)
-                    continue
-                rest.append(memoryview(chunk)[skip:])
-                skip = 0
-            done += os.writev(fd, rest)
-        total += size
+    """Write the gathered chunks (storage/writes.py says in what pieces), then feed the
+    hashes."""
+    total = append_all(fd, chunks)
     for sink in sinks:
         for chunk in chunks:
             sink.update(chunk)

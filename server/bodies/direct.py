@@ -23,13 +23,13 @@ of a body. The buffers are per thread, so their memory is bounded by the pool's 
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import threading
 from collections.abc import Sequence
 from typing import Literal
 
 from storage.base import ByteSink
+from storage.writes import pwritten
 
 from ..netio import duplicate
 
@@ -81,14 +81,10 @@ class DirectReceiver:
         self, fd: int, position: int, data: bytes | memoryview, sinks: Sequence[ByteSink]
     ) -> None:
         """(In a pool thread.) Write bytes at `position`, then show them to the sinks."""
-        rest = memoryview(data)
-        while rest:
-            wrote = os.pwrite(fd, rest, position)
+        for piece in pwritten(fd, data, position):
             for sink in sinks:
-                sink.update(rest[:wrote])
-            rest = rest[wrote:]
-            position += wrote
-            self.moved += wrote
+                sink.update(piece)
+            self.moved += len(piece)
 
     def step(self, fd: int, position: int, most: int, sinks: Sequence[ByteSink]) -> Step:
         """(In a pool thread.) Take up to `most` bytes into `fd` at `position`, as long as the
