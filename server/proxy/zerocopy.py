@@ -71,12 +71,7 @@ class Splice:
     async def flushed(self, transport: asyncio.WriteTransport) -> None:
         """Wait until `transport` (the destination's) has handed all it buffered to the
         socket, so that bytes spliced in next cannot overtake them."""
-        loop, dst = asyncio.get_running_loop(), self._sink.fileno()
-        while transport.get_write_buffer_size():
-            if transport.is_closing():
-                raise ConnectionResetError("the connection closed")
-            # The transport's own writer is woken in the same pass as ours, and runs first.
-            await ready(loop.add_writer, loop.remove_writer, dst, None)
+        await flushed(transport, self._sink.fileno())
 
     async def move(self, count: int, idle: float) -> None:
         """Move exactly `count` bytes. Raises Truncated if the source ends early,
@@ -117,6 +112,43 @@ class Splice:
                     await ready(loop.add_writer, loop.remove_writer, dst, None)
                 else:
                     held = bool(more)
+
+
+async def flushed(transport: asyncio.WriteTransport, fd: int) -> None:
+    """Wait until `transport` has handed all it buffered to its socket (`fd`, a duplicate),
+    so that bytes sent past it next cannot overtake them."""
+    loop = asyncio.get_running_loop()
+    while transport.get_write_buffer_size():
+        if transport.is_closing():
+            raise ConnectionResetError("the connection closed")
+        # The transport's own writer is woken in the same pass as ours, and runs first.
+        await ready(loop.add_writer, loop.remove_writer, fd, None)
+
+
+async def send_file(
+    transport: asyncio.WriteTransport, file_fd: int, offset: int, count: int
+) -> None:
+    """`loop.sendfile()` for a loop without one (uvloop): once the transport has flushed
+    its buffer, sendfile(2) from a duplicate of its socket, the loop waiting whenever the
+    socket is full. The caller watches for a client that stops reading (netio.stalled_sends)
+    and must not write to the transport meanwhile. Raises Truncated if the file is short."""
+    sock = plain_socket(transport)
+    if sock is None:
+        raise ConnectionResetError("the connection closed")
+    loop = asyncio.get_running_loop()
+    with contextlib.ExitStack() as opened:
+        dst = duplicate(opened, sock).fileno()
+        await flushed(transport, dst)
+        while count:
+            try:
+                sent = os.sendfile(dst, file_fd, offset, count)
+            except BlockingIOError:
+                await ready(loop.add_writer, loop.remove_writer, dst, None)
+                continue
+            if sent == 0:
+                raise Truncated(f"the file ended {count} bytes short")
+            offset += sent
+            count -= sent
 
 
 async def ready(

@@ -30,6 +30,7 @@ from ..protocol import byteranges, conditional, disposition
 from ..protocol.conditional import Outcome, Validators
 from ..protocol.media import is_active, served_type
 from ..protocol.ranges import ByteRange, Unsatisfiable, parse_range
+from ..proxy.zerocopy import plain_socket, send_file
 from ..responses import public_base
 
 log = logging.getLogger("spigot")
@@ -221,8 +222,12 @@ async def _stream(
     """
     loop = asyncio.get_running_loop()
     stall_limit = settings_of(request).network_timeout
-    # uvloop has no loop.sendfile(): there the bytes go through the backend's reader
-    zero_copy = isinstance(upload, LocalFile) and isinstance(loop, asyncio.BaseEventLoop)
+    # uvloop has no loop.sendfile(): there sendfile(2) is driven here (zerocopy.send_file),
+    # on plain TCP; behind TLS the bytes go through the backend's reader
+    native = isinstance(loop, asyncio.BaseEventLoop)
+    zero_copy = isinstance(upload, LocalFile) and (
+        native or plain_socket(request.transport) is not None
+    )
     fobj = await upload.open_file() if zero_copy and isinstance(upload, LocalFile) else None
     try:
         resp = web.StreamResponse(status=status, headers=headers)
@@ -236,9 +241,17 @@ async def _stream(
                     # asyncio's sendfile first waits for the transport's buffer (headers,
                     # part head) to flush, so the bytes go out in order.
                     async with stalled_sends(request.transport, stall_limit):
-                        await loop.sendfile(
-                            request.transport, fobj, byte_range.first, byte_range.length
-                        )
+                        if native:
+                            await loop.sendfile(
+                                request.transport, fobj, byte_range.first, byte_range.length
+                            )
+                        else:
+                            await send_file(
+                                request.transport,
+                                fobj.fileno(),
+                                byte_range.first,
+                                byte_range.length,
+                            )
                 else:
                     async for chunk in upload.read(byte_range.first, byte_range.last + 1):
                         await resp.write(chunk)
