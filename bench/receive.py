@@ -7,8 +7,8 @@ work. The ceiling is an aiohttp handler on uvloop that drops every byte (bench/d
 a Python server that stores and hashes cannot pass it.
 
 Legs alternate in order each round; figures are medians. spigot is run as configured by
-default (asyncio, bodies taken straight from the socket), and once more with
---no-direct-receive and with --event-loop uvloop, to show what each costs.
+default (uvloop, bodies taken straight from the socket), and once more with
+--no-direct-receive and with --event-loop asyncio, to show what each costs.
 Run: python -m bench.receive [--size-mib 512] [--rounds 5] [--no-record]
 """
 
@@ -98,7 +98,7 @@ def clear(workdir: Path) -> None:
         f.unlink()
 
 
-VARIANTS = (("--no-direct-receive",), ("--event-loop", "uvloop"))
+VARIANTS = (("--no-direct-receive",), ("--event-loop", "asyncio"))
 # On a disk, nginx answers once the page cache holds the file; spigot's default waits for
 # the disk (--fsync finish). This variant makes nginx's promise, to compare like with like.
 DISK_VARIANTS = (*VARIANTS, ("--fsync", "never"))

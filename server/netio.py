@@ -49,7 +49,8 @@ async def stalled_sends(
     transport: asyncio.BaseTransport | None, limit: float
 ) -> AsyncIterator[None]:
     sock = transport.get_extra_info("socket") if transport is not None else None
-    if not limit or sock is None or not isinstance(transport, asyncio.WriteTransport):
+    # (uvloop's transports are not asyncio.WriteTransport instances: no isinstance here)
+    if not limit or sock is None:
         yield
         return
 
@@ -66,8 +67,12 @@ async def stalled_sends(
             elif time.monotonic() - since >= limit:
                 # Shut the socket down under sendfile, which then fails like any send to a
                 # dead peer (aborting the transport mid-sendfile trips asyncio itself).
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+                # Through a duplicate: uvloop's transport sockets refuse shutdown().
+                with (
+                    contextlib.suppress(OSError),
+                    socket.socket(fileno=os.dup(sock.fileno())) as dup,
+                ):
+                    dup.shutdown(socket.SHUT_RDWR)
                 return
 
     watcher = asyncio.create_task(watch())

@@ -347,9 +347,9 @@ class Settings:
         "MODE",
     )
     event_loop: str = _option(
-        "asyncio",
+        "uvloop",
         parse_loop,
-        "asyncio, or uvloop if installed; bench/RESULTS.md has what each measured",
+        "uvloop, or asyncio's own loop; bench/RESULTS.md has what each measured",
         "LOOP",
     )
     no_direct_receive: bool = _option(

@@ -1,10 +1,10 @@
 """Bodies taken from the socket straight into the file (server/bodies/direct.py).
 
-Every test runs against a server that takes bodies so, one started with --no-direct-receive
-and one on uvloop (--event-loop uvloop), and asserts the same outcome from each: the direct
-path is an optimisation, never a change of behaviour. The one visible difference is asserted
-too: after such a body the connection closes (`Connection: close`), since aiohttp's parser
-still waits for the bytes taken past it.
+Every test runs against a server that takes bodies so (on uvloop, the default), one started
+with --no-direct-receive and one on asyncio's own loop (--event-loop asyncio), and asserts
+the same outcome from each: the direct path is an optimisation, never a change of
+behaviour. The one visible difference is asserted too: after such a body the connection
+closes (`Connection: close`), since aiohttp's parser still waits for the bytes taken past it.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ TUS = {"Tus-Resumable": "1.0.0"}
 NETWORK_TIMEOUT = 2
 
 
-@pytest.fixture(params=["direct", "through-aiohttp", "uvloop"])
+@pytest.fixture(params=["direct", "through-aiohttp", "asyncio"])
 def mode(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -43,8 +43,8 @@ def server(data_dir: Path, mode: str) -> Iterator[SpigotProcess]:
     flags = ["--network-timeout", f"{NETWORK_TIMEOUT}s", "--max-request-size", "1G"]
     if mode == "through-aiohttp":
         flags.append("--no-direct-receive")
-    if mode == "uvloop":  # bodies are taken from uvloop's transports too
-        flags += ["--event-loop", "uvloop"]
+    if mode == "asyncio":  # bodies are taken from asyncio's transports too
+        flags += ["--event-loop", "asyncio"]
     spigot = start_spigot(data_dir, *flags)
     yield spigot
     stop_spigot(spigot)

@@ -239,3 +239,50 @@ async def test_descriptors_are_taken_up_front_and_given_back(
     with pytest.raises(OSError, match="Too many open files"):
         zerocopy.Splice(relay.src.fileno(), relay.dst.fileno(), WINDOW)
     assert len(os.listdir("/proc/self/fd")) == before  # the duplicates made first are closed
+
+
+@pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
+def test_send_file_follows_the_transports_buffer_and_sends_exactly_the_range(
+    tmp_path: Path, loop_name: str
+) -> None:
+    """uvloop's downloads: what the transport buffered goes first, then exactly `count`
+    bytes of the file from `offset`, through a full socket (the reader starts late); a
+    file shorter than promised raises Truncated."""
+    data = os.urandom(8 * MIB)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+
+    async def scenario() -> None:
+        got = bytearray()
+        done = asyncio.Event()
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(b"head" * 100_000)  # more than the socket takes at once
+            fd = os.open(path, os.O_RDONLY)  # a test file in the page cache: not blocking
+            try:
+                await zerocopy.send_file(writer.transport, fd, 1000, 5 * MIB)
+                with pytest.raises(zerocopy.Truncated):
+                    await zerocopy.send_file(writer.transport, fd, len(data) - 10, 20)
+            finally:
+                os.close(fd)
+            writer.close()
+            done.set()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        await asyncio.sleep(0.3)  # the server meets a full socket first
+        while chunk := await reader.read(1 << 16):
+            got += chunk
+        await asyncio.wait_for(done.wait(), 5)
+        writer.close()
+        server.close()
+        expected = b"head" * 100_000 + data[1000 : 1000 + 5 * MIB] + data[-10:]
+        assert hashlib.sha256(got).hexdigest() == hashlib.sha256(expected).hexdigest()
+
+    if loop_name == "uvloop":
+        import uvloop
+
+        uvloop.run(scenario())
+    else:
+        asyncio.run(scenario())

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import cast
 
 import aiohttp
 from aiohttp import web
@@ -87,8 +88,10 @@ async def relay_spliced(
 ) -> int:
     """Send what aiohttp has already read of the body, then splice the rest."""
     assert upstream.connection is not None and upstream.content_length is not None
-    source, sink = upstream.connection.transport, request.transport
-    assert isinstance(source, asyncio.ReadTransport) and isinstance(sink, asyncio.WriteTransport)
+    # Typed for asyncio's transports; uvloop's have the same methods but are not instances.
+    source = cast(asyncio.ReadTransport, upstream.connection.transport)
+    sink = cast(asyncio.WriteTransport, request.transport)
+    assert source is not None and sink is not None
     # Take what is buffered, then stop the transport reading, with no await in between:
     # from here on the rest of the body stays in the socket for splice to take. (Taking
     # from the buffer may resume the transport, but that delivers nothing before an await.)
