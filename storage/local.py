@@ -50,6 +50,7 @@ from .ids import is_valid_id, new_id
 from .local_direct import LocalDirect
 from .locking import FileLocker
 from .memo import FinishedInfos, Hashers
+from .uncancelled import to_the_end
 from .writes import append_all
 
 T = TypeVar("T")
@@ -573,22 +574,24 @@ class _CoalescingWriter:
         )
 
     async def _wait(self) -> None:
+        # To the end (storage/uncancelled.py): a cancelled handler closes the descriptor
+        # next, which must not happen while a thread still writes through it.
         if self._inflight is not None:
-            inflight, self._inflight = self._inflight, None
             try:
-                self.written += await inflight
+                self.written += await to_the_end(self._inflight)
             finally:
-                self._inflight_size = 0
+                self._inflight, self._inflight_size = None, 0
 
     async def close(self) -> None:
         """Write out everything gathered, even when called because the stream failed."""
-        # Shielded: if the handler is being cancelled, the bytes already received must
-        # still reach the file before the offset is reported.
+        # To the end: if the handler is being cancelled, the bytes already received must
+        # still reach the file before the offset is reported. (asyncio.shield alone let
+        # the cancellation through while a write ran, and the descriptor was closed under
+        # it: EBADF, seen once 64 KiB writes made a batch take longer.)
         try:
             if self._chunks:
-                await asyncio.shield(self._submit())
-            if self._inflight is not None:
-                await asyncio.shield(self._wait())
+                await to_the_end(self._submit())
+            await to_the_end(self._wait())
         finally:
             self._budget.leave()
 
