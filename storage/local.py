@@ -375,7 +375,7 @@ class LocalUpload(Upload):
         except BaseException:
             if pending is not None and started:  # a checksummed chunk is all or nothing
                 store.hashers.pop(upload_id)
-                await asyncio.shield(store.run_blocking(_roll_back, fd, offset, pending))
+                await to_the_end(store.run_blocking(_roll_back, fd, offset, pending))
                 info.offset = offset
             raise
         finally:
