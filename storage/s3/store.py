@@ -37,6 +37,7 @@ from ..errors import (
 from ..hashing import ChunkVerifier, StreamHasher
 from ..ids import is_valid_id, new_id
 from ..memo import FinishedInfos, Hashers
+from ..uncancelled import to_the_end
 from . import layout
 from .buffers import FLUSH, PartBuffer, TempSpace
 from .client import S3, S3Error, is_missing
@@ -526,10 +527,12 @@ class S3Upload(Upload):
         finally:
             try:
                 # Keep what arrived even when the stream failed: the offset then says how
-                # far a resuming client must go back. Shielded from a cancelled handler.
+                # far a resuming client must go back. Awaited to the end by a cancelled
+                # handler too (storage/uncancelled.py): its lock must not be released, nor
+                # the staged chunk discarded, while the writer still works.
                 # Only a stream that ended well may give the upload its final form.
                 final = ended and writer.end == info.length
-                self.stored = await asyncio.shield(writer.close(final, keep_tail=not last))
+                self.stored = await to_the_end(writer.close(final, keep_tail=not last))
                 info.offset = writer.end if self.object_written else self.stored.offset
             finally:
                 if staged is not None:
