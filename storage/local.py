@@ -585,9 +585,8 @@ class _CoalescingWriter:
     async def close(self) -> None:
         """Write out everything gathered, even when called because the stream failed."""
         # To the end: if the handler is being cancelled, the bytes already received must
-        # still reach the file before the offset is reported. (asyncio.shield alone let
-        # the cancellation through while a write ran, and the descriptor was closed under
-        # it: EBADF, seen once 64 KiB writes made a batch take longer.)
+        # still reach the file before the offset is reported, and before the caller closes
+        # the descriptor (asyncio.shield alone would let the cancellation through at once).
         try:
             if self._chunks:
                 await to_the_end(self._submit())

@@ -187,7 +187,7 @@ class RawBody:
         if self._started or not isinstance(request, web.Request):
             return False
         if request.app[SETTINGS].no_direct_receive or "Content-Encoding" in request.headers:
-            return False  # aiohttp would decompress an encoded body; the kernel cannot
+            return False  # aiohttp would decompress an encoded body; a direct read would not
         declared = request.content_length
         if declared is None or declared < MOVE_MIN:
             return False
@@ -210,7 +210,7 @@ class RawBody:
         declared = request.content_length
         limit = request.app[SETTINGS].network_timeout
         try:
-            mover = DirectReceiver(sock)
+            receiver = DirectReceiver(sock)
         except OSError as exc:  # out of descriptors: nothing is taken yet
             raise ApiError(503, "busy", f"cannot take the body now: {exc}", close=True) from exc
         reported = 0
@@ -219,8 +219,8 @@ class RawBody:
 
         def report() -> None:
             nonlocal reported
-            if n := mover.moved - reported:
-                reported = mover.moved
+            if n := receiver.moved - reported:
+                reported = receiver.moved
                 wrote(n)
                 self._took(n)
 
@@ -235,21 +235,21 @@ class RawBody:
             request.protocol.pause_reading()  # after: feed_eof resumes reading
             request[MOVED] = moved
             if buffered:
-                await to_the_end(run(mover.write, fd, position, buffered[:most], sinks))
+                await to_the_end(run(receiver.write, fd, position, buffered[:most], sinks))
                 report()
             end = min(most, declared)
             loop = asyncio.get_running_loop()
-            while mover.moved < end:
-                at = position + mover.moved
-                step = min(STEP, end - mover.moved)
-                state = await to_the_end(run(mover.step, fd, at, step, sinks))
+            while receiver.moved < end:
+                at = position + receiver.moved
+                step = min(STEP, end - receiver.moved)
+                state = await to_the_end(run(receiver.step, fd, at, step, sinks))
                 report()
                 if state == "closed":
-                    raise broken_body(ValueError(f"got {mover.moved} of {declared} bytes"))
+                    raise broken_body(ValueError(f"got {receiver.moved} of {declared} bytes"))
                 if state == "dry":
                     try:
                         await ready(
-                            loop.add_reader, loop.remove_reader, mover.socket_fd, limit or None
+                            loop.add_reader, loop.remove_reader, receiver.socket_fd, limit or None
                         )
                     except TimeoutError:
                         raise stalled(limit) from None
@@ -257,9 +257,9 @@ class RawBody:
             raise broken_body(exc.__cause__ or exc) from exc
         finally:
             report()
-            moved.left = declared - len(buffered) - mover.received
-            mover.close()
-        self.more = len(buffered) > most or mover.moved < declared
+            moved.left = declared - len(buffered) - receiver.received
+            receiver.close()
+        self.more = len(buffered) > most or receiver.moved < declared
 
 
 @web.middleware

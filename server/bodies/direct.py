@@ -9,10 +9,14 @@ without mapping the file (a shared writable mapping dies of SIGBUS when the disk
 
 This replaced splice(2) (socket -> pipe -> file inside the kernel, sha256 reading the
 bytes back from the page cache in a second thread). The read-back cost as much as the
-copy splice saved, and the page cache lookups more: on tmpfs, in alternating runs of
-512 MiB PUTs, taking the body here cost 1.47-1.63 CPU-s per GiB against splice's
-1.76-2.06, at the same throughput (bench/RESULTS.md, 2026-12-02). On two cores, where the
-client takes the other one, what a byte costs is what sets the pace.
+copy splice saved, and the page cache lookups more: on tmpfs, in 8 alternating 512 MiB
+PUTs, this cost 1.28 CPU-s per GiB against splice's 1.59, at the same throughput
+(bench/RESULTS.md, 2026-12-02).
+
+The hash runs in the receiving thread, after the write, not beside it. Handing each piece
+to a second thread (two buffers, one filling while the other is hashed) measured 5% more
+throughput for 13% more CPU per GiB: the hash then reads bytes another core has just
+written. On a shared two-core machine, what a byte costs is what sets the pace.
 
 Each step takes what the socket has at hand (up to STEP) without waiting for more: the
 wait for the next bytes is the event loop's, bounded by --network-timeout like any read
