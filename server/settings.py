@@ -501,7 +501,8 @@ class Settings:
     proxy_no_splice: bool = _option(
         False,
         parse_bool,
-        "relay proxied bodies through the process even where splice(2) could move them",
+        "relay every proxied body through aiohttp's reader, even where splice(2) or the "
+        "TLS window could move it (for comparison)",
         flag=True,
     )
     import_concurrency: int = _option(4, parse_positive, "imports fetched at once", "N")

@@ -14,6 +14,7 @@ import ipaddress
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -31,7 +32,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from server.protocol import signing
 from server.protocol.ssrf import Refused, check_url, literal_address, refusal
-from server.proxy import zerocopy
+from server.proxy import decrypted, zerocopy
 from server.proxy.upstream import Timeouts, guarded_session, open_upstream
 from tests.conftest import (
     ROOT,
@@ -41,6 +42,7 @@ from tests.conftest import (
     file_sha256,
     write_random,
 )
+from tests.test_deploy_nginx import self_signed
 from tests.tools import require
 
 BACKENDS = ("local",)  # not about storage: one backend is enough
@@ -174,11 +176,12 @@ class Upstream:
 
 
 @pytest.fixture
-async def upstream() -> AsyncIterator[Upstream]:
+async def upstream(request: pytest.FixtureRequest) -> AsyncIterator[Upstream]:
+    """Served over TLS for the relay mode that needs it, plain HTTP otherwise."""
     up = Upstream()
-
+    tls = "relay_mode" in request.fixturenames and request.getfixturevalue("relay_mode").tls
     up.server = TestServer(up.app(), host="127.0.0.1")
-    await up.server.start_server()
+    await up.server.start_server(ssl=request.getfixturevalue("test_ca") if tls else None)
     original = up.server.handler.connection_made  # type: ignore[union-attr]
 
     def counting(*args: Any, **kwargs: Any) -> Any:
@@ -200,31 +203,64 @@ async def proxy(make_client: ClientFactory) -> Client:
     return await make_client(secret=(SECRET,), insecure_proxy_allow_private=True)
 
 
+@pytest.fixture(scope="session")
+def test_ca(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
+    """A TLS upstream's server context, its self-signed certificate trusted by this
+    process's aiohttp clients as SSL_CERT_FILE makes a spigot process trust it."""
+    cert, key = self_signed(tmp_path_factory.mktemp("ca"), "localhost", "127.0.0.1")
+    aiohttp.connector._SSL_CONTEXT_VERIFIED.load_verify_locations(cert)  # test-only trust
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
 @dataclass
 class RelayMode:
-    """How the body travels: spliced in the kernel (the default) or copied through spigot.
-    `spliced` records the byte counts handed to splice, so a test can tell which ran."""
+    """How the body travels: spliced in the kernel (the default), decrypted into one
+    window (a TLS upstream), or copied through aiohttp's reader. `spliced` and `decrypted`
+    record the bodies each of the first two took, so a test can tell which ran."""
 
-    no_splice: bool
+    name: str
     spliced: list[int]
+    decrypted: list[int]
 
-    def check(self, *, expect_splice: bool = True) -> None:
-        if self.no_splice or not expect_splice:
-            assert self.spliced == []
-        else:
-            assert self.spliced and all(count > 0 for count in self.spliced)
+    @property
+    def no_splice(self) -> bool:
+        return self.name == "copied"
+
+    @property
+    def tls(self) -> bool:
+        return self.name == "decrypted"
+
+    def check(self, *, fast: bool = True) -> None:
+        """That the mode's own way took every body, or (`fast=False`) that neither fast
+        way ran, as for a body already read with the headers."""
+        took = {"spliced": self.spliced, "decrypted": self.decrypted}
+        for name, counts in took.items():
+            if fast and name == self.name:
+                assert counts and all(count > 0 for count in counts), f"{name} never ran"
+            else:
+                assert counts == [], f"{name} ran"
 
 
-@pytest.fixture(params=["spliced", "copied"])
+@pytest.fixture(params=["spliced", "decrypted", "copied"])
 def relay_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> RelayMode:
-    mode = RelayMode(no_splice=request.param == "copied", spliced=[])
-    real = zerocopy.Splice.move
+    mode = RelayMode(request.param, spliced=[], decrypted=[])
+    real_move = zerocopy.Splice.move
+    real_decrypted = decrypted.relay_decrypted
 
-    async def recording(splice: zerocopy.Splice, count: int, idle: float) -> None:
+    async def splicing(splice: zerocopy.Splice, count: int, idle: float) -> None:
         mode.spliced.append(count)
-        await real(splice, count, idle)
+        await real_move(splice, count, idle)
 
-    monkeypatch.setattr(zerocopy.Splice, "move", recording)
+    async def decrypting(
+        request: web.Request, resp: web.StreamResponse, up: aiohttp.ClientResponse, *rest: Any
+    ) -> int:
+        mode.decrypted.append(up.content_length or 0)
+        return await real_decrypted(request, resp, up, *rest)
+
+    monkeypatch.setattr(zerocopy.Splice, "move", splicing)
+    monkeypatch.setattr(decrypted, "relay_decrypted", decrypting)
     return mode
 
 
@@ -288,7 +324,7 @@ async def test_connections_stay_usable_after_a_relayed_body(
         assert hashlib.sha256(body).digest() == hashlib.sha256(BLOB).digest()
     writer.close()
     relay_mode.check()
-    assert len(relay_mode.spliced) == (0 if relay_mode.no_splice else 2)  # one per body
+    assert len(relay_mode.spliced + relay_mode.decrypted) == (0 if relay_mode.no_splice else 2)
 
 
 async def test_a_client_hanging_up_mid_body_releases_everything(
@@ -318,7 +354,7 @@ async def test_small_bodies_already_read_keep_the_upstream_connection(
     for _ in range(3):
         resp = await relaying.get(link(upstream.url("/video")))
         assert resp.status == 200 and await resp.read() == b"\x00" * 10
-    relay_mode.check(expect_splice=False)  # nothing was left to splice
+    relay_mode.check(fast=False)  # nothing was left to relay
     assert upstream.connections == 1
 
 
@@ -393,6 +429,7 @@ async def test_size_limit(make_client: ClientFactory, upstream: Upstream) -> Non
 # -- ranges and conditionals ----------------------------------------------------------------
 
 
+@pytest.mark.parametrize("relay_mode", ["spliced", "copied"], indirect=True)  # plain upstream
 async def test_ranges_and_conditionals_pass_through(
     make_client: ClientFactory, relay_mode: RelayMode, spigot: SpigotProcess, tmp_path: Path
 ) -> None:

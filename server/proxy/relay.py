@@ -1,14 +1,18 @@
 """Moving a proxied body from the upstream's connection to the client's.
 
-Two ways, the same contract: bytes go on as they arrive, at most a fixed window is in
+Three ways, the same contract: bytes go on as they arrive, at most a fixed window is in
 flight, and a body that ends early or stalls raises one of RELAY_FAILURES, so the caller
-can reset the client's connection instead of ending a truncated body cleanly.
+can reset the client's connection instead of ending a truncated body cleanly. A client
+that stops taking bytes for --network-timeout has its connection shut (netio.stalled_sends).
 
-- Spliced (server/proxy/zerocopy.py): when both connections are plain TCP and the body is framed
-  by Content-Length alone, so its bytes on the wire are the body itself. The bytes never
-  enter the process.
-- Copied: everything else (TLS on either side, chunked bodies), through aiohttp's reader,
-  whose window pauses the upstream socket while the client drains.
+- Spliced (server/proxy/zerocopy.py): when both connections are plain TCP and the body is
+  framed by Content-Length alone, so its bytes on the wire are the body itself. The bytes
+  never enter the process.
+- Decrypted (server/proxy/decrypted.py): the same framing from a TLS upstream. OpenSSL
+  decrypts into one window, which is written straight to the client's socket.
+- Copied: everything else (chunked bodies, a client on a unix socket), and everything
+  with --proxy-no-splice, through aiohttp's reader, whose window pauses the upstream
+  socket while the client drains.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ from typing import cast
 import aiohttp
 from aiohttp import web
 
+from ..netio import stalled_sends
 from ..settings import Settings
-from . import zerocopy
+from . import decrypted, zerocopy
 from .upstream import UPSTREAM_WINDOW
 
 log = logging.getLogger("spigot.proxy")
@@ -37,11 +42,18 @@ async def relay_body(
     settings: Settings,
 ) -> int:
     """Relay the upstream's body; return how many bytes were sent."""
-    splice = open_splice(request, upstream, settings)
-    if splice is None:
+    async with stalled_sends(request.transport, settings.network_timeout):
+        splice = open_splice(request, upstream, settings)
+        if splice is not None:
+            with splice:
+                return await relay_spliced(
+                    request, resp, upstream, splice, settings.proxy_idle_timeout
+                )
+        if not settings.proxy_no_splice and decrypted.usable(request, upstream):
+            return await decrypted.relay_decrypted(
+                request, resp, upstream, UPSTREAM_WINDOW, settings.proxy_idle_timeout
+            )
         return await relay_copied(resp, upstream, settings.proxy_max_size)
-    with splice:
-        return await relay_spliced(request, resp, upstream, splice, settings.proxy_idle_timeout)
 
 
 async def relay_copied(resp: web.StreamResponse, upstream: aiohttp.ClientResponse, cap: int) -> int:
