@@ -45,12 +45,19 @@ async def test_a_read_window_can_be_lowered_again() -> None:
     this says so if aiohttp's StreamReader ever changes shape."""
     protocol = mock.Mock(_reading_paused=False)
     stream = StreamReader(protocol, 1 << 16, loop=asyncio.get_running_loop())
-    transport = SimpleNamespace(max_size=256 * KIB)  # asyncio's: what one recv() may take
-    _set_window(stream, transport, MIB)
+    # asyncio's transport under a plain protocol (aiohttp's test server): max_size is what
+    # one recv() may take. Under spigot's own protocol, that protocol's read_size is.
+    transport = SimpleNamespace(max_size=256 * KIB, get_protocol=lambda: None)
+    _set_window(stream, transport, MIB)  # type: ignore[arg-type]
     assert stream.get_read_buffer_limits() == (MIB, 2 * MIB)
     assert transport.max_size == 256 * KIB
-    _set_window(stream, transport, 64 * KIB)
+    _set_window(stream, transport, 64 * KIB)  # type: ignore[arg-type]
     assert stream.get_read_buffer_limits() == (64 * KIB, 128 * KIB)
     assert transport.max_size == 64 * KIB
+    sized = SimpleNamespace(read_size=256 * KIB)
+    guarded = SimpleNamespace(max_size=256 * KIB, get_protocol=lambda: sized)
+    _set_window(stream, guarded, 32 * KIB)  # type: ignore[arg-type]
+    assert (sized.read_size, guarded.max_size) == (32 * KIB, 256 * KIB)
+    _set_window(stream, transport, 64 * KIB)  # type: ignore[arg-type]
     stream.feed_data(b"x" * (128 * KIB + 1))
     protocol.pause_reading.assert_called_once()  # the lowered window is the one obeyed
