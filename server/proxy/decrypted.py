@@ -91,7 +91,7 @@ class Window(asyncio.BufferedProtocol):
         Raises Truncated if the upstream ends first."""
         while self._start == self._end:
             if self.ended:
-                raise Truncated("the upstream closed before the end of the body") from (self.error)
+                raise Truncated("the upstream closed before the end of the body") from self.error
             self._waiter = asyncio.get_running_loop().create_future()
             try:
                 async with asyncio.timeout(idle):

@@ -10,8 +10,8 @@ that stops taking bytes for --network-timeout has its connection shut (netio.sta
   never enter the process.
 - Decrypted (server/proxy/decrypted.py): the same framing from a TLS upstream. OpenSSL
   decrypts into one window, which is written straight to the client's socket.
-- Copied: everything else (chunked bodies, a client on a unix socket), and everything
-  with --proxy-no-splice, through aiohttp's reader, whose window pauses the upstream
+- Copied: everything else (no Content-Length: chunked, or to the close), and all
+  bodies with --proxy-no-splice, through aiohttp's reader, whose window pauses the upstream
   socket while the client drains.
 """
 
