@@ -9,7 +9,11 @@ import hashlib
 import http.client
 import json
 import os
+import socket
+import struct
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -143,3 +147,58 @@ def test_a_download_cut_by_s3_resets_the_client(
     proxy.clear()
     status, _, got = call("GET", f"{server.url}/files/{file_id}")
     assert status == 200 and got == data
+
+
+def test_a_patch_cut_while_its_parts_upload_keeps_an_honest_offset(
+    setup: tuple[SpigotProcess, FaultyProxy, object],
+) -> None:
+    """The client goes away while a part is on its way to a slow S3, and resumes at once.
+    The offset it is given must count the bytes that had arrived (the part under way and
+    the tail after it), and the upload must finish from there to the right sha256.
+    (Measured: the first HEAD already answers the final offset, 11.7 of 12 MiB sent; the
+    same passed with the writer's close shielded rather than awaited to its end, so this
+    guards the outcome, not that mechanism.)"""
+    server, proxy, _ = setup
+    data = os.urandom(20 * MIB)
+    status, headers, _ = call(
+        "POST", f"{server.url}/files/", None, **TUS, **{"Upload-Length": str(len(data))}
+    )
+    assert status == 201
+    url = headers["Location"]
+    proxy.add(
+        Fault("UploadPart", "slow", times=-1, delay=1.5),
+        Fault("PutObject", "slow", times=-1, delay=1.5),
+    )
+    host, port = server.url.removeprefix("http://").split(":")
+    path = urllib.parse.urlsplit(url).path
+    sock = socket.create_connection((host, int(port)))
+    head = (
+        f"PATCH {path} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
+        f"Content-Type: application/offset+octet-stream\r\nContent-Length: {len(data)}\r\n\r\n"
+    )
+    sock.sendall(head.encode() + data[: 12 * MIB])
+    time.sleep(0.5)  # the first 8 MiB part is with S3, slowly
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()  # a reset, mid-body
+    time.sleep(0.3)
+    # Resume at once, as a tus client does, while the cut PATCH's writer still works: its
+    # lock must hold this one off until the offset is final, then the offset must be true.
+    attempts = []
+    for _ in range(10):
+        status, headers, _ = call("HEAD", url, None, **TUS)
+        assert status == 200
+        stored = int(headers["Upload-Offset"])
+        assert 0 <= stored <= 12 * MIB
+        patch = {**TUS, "Upload-Offset": str(stored)}
+        patch["Content-Type"] = "application/offset+octet-stream"
+        status, _, body = call("PATCH", url, data[stored:], **patch)
+        attempts.append((stored, status))
+        if status == 204:
+            break
+        assert status in (409, 423), body  # moved on meanwhile, or still locked: ask again
+    assert attempts[-1][1] == 204, attempts
+    assert attempts[-1][0] > 0, attempts  # the bytes that had arrived were kept
+    proxy.clear()
+    status, _, got = call("GET", url)
+    assert status == 200 and hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+    assert server.proc.poll() is None
