@@ -71,6 +71,15 @@ def orphans(where: object) -> list[str]:
     return [u["Key"] for u in found.get("Uploads", [])]
 
 
+def create(server: SpigotProcess, length: int) -> str:
+    """A new tus upload of `length` bytes; its URL."""
+    status, headers, _ = call(
+        "POST", f"{server.url}/files/", None, **TUS, **{"Upload-Length": str(length)}
+    )
+    assert status == 201
+    return str(headers["Location"])
+
+
 def test_transient_faults_are_ridden_out(setup: tuple[SpigotProcess, FaultyProxy, object]) -> None:
     server, proxy, _ = setup
     proxy.add(
@@ -108,11 +117,7 @@ def test_a_patch_through_persistent_faults_keeps_an_honest_offset(
 ) -> None:
     server, proxy, _ = setup
     data = os.urandom(20 * MIB)
-    status, headers, _ = call(
-        "POST", f"{server.url}/files/", None, **TUS, **{"Upload-Length": str(len(data))}
-    )
-    assert status == 201
-    url = headers["Location"]
+    url = create(server, len(data))
     proxy.add(Fault("UploadPart", "slowdown", times=-1))
     patch = {**TUS, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"}
     status, _, body = call("PATCH", url, data, **patch)
@@ -160,11 +165,7 @@ def test_a_patch_cut_while_its_parts_upload_keeps_an_honest_offset(
     guards the outcome, not that mechanism.)"""
     server, proxy, _ = setup
     data = os.urandom(20 * MIB)
-    status, headers, _ = call(
-        "POST", f"{server.url}/files/", None, **TUS, **{"Upload-Length": str(len(data))}
-    )
-    assert status == 201
-    url = headers["Location"]
+    url = create(server, len(data))
     proxy.add(
         Fault("UploadPart", "slow", times=-1, delay=1.5),
         Fault("PutObject", "slow", times=-1, delay=1.5),
