@@ -10,7 +10,7 @@ from .settings import Settings
 def open_store(settings: Settings) -> DataStore:
     location = settings.s3_location
     if location is None:
-        return LocalStore(settings.storage_path, fsync=settings.fsync)
+        return LocalStore(settings.storage_path, fsync=settings.fsync, checksum=settings.hashes)
     bucket, prefix = location
     # Imported here, not at the top: boto3 and its service models cost a local-disk
     # server about 8 MiB of RSS (peak 58 -> 66 MiB in `make bench`) for nothing.
@@ -28,4 +28,5 @@ def open_store(settings: Settings) -> DataStore:
         max_length=settings.max_upload_size or None,
         lock_ttl=settings.s3_lock_ttl,
         abandon_after=settings.upload_ttl,
+        checksum=settings.hashes,
     )

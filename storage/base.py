@@ -56,6 +56,9 @@ class UploadSpec:
     # The most a deferred-length upload may hold for its creator, when that is below the
     # server's own cap (a token's or an upload link's limit); kept so later requests obey it.
     limit: int | None = None
+    # Whether the store computes the file's sha256; None leaves it to the store's default
+    # (--checksum). True where something will check it (a draft creation's Repr-Digest).
+    sha256: bool | None = None
 
 
 @dataclass(slots=True)
@@ -83,6 +86,9 @@ class UploadInfo:
     # The backend's own strong validator, for an upload whose sha256 nobody computed (a
     # direct upload): never a hash that was not computed.
     etag: str | None = None
+    # Whether the store computes this upload's sha256 (--checksum none turns it off). Fixed
+    # at creation, so a restart with another setting changes no upload already under way.
+    hashed: bool = True
     backend: dict[str, str] = field(default_factory=dict)  # private to the backend
 
     @property
@@ -104,9 +110,12 @@ class UploadInfo:
     @property
     def strong_etag(self) -> str | None:
         """The quoted strong validator of a finished upload: its sha256, else the
-        backend's own ETag."""
+        backend's own ETag, else (no sha256 wanted) its id. The id is a strong validator
+        too: a finished upload's bytes never change, and ids are never reused."""
         if self.sha256 is not None:
             return f'"{self.sha256}"'
+        if self.etag is None and not self.hashed and self.is_complete:
+            return f'"{self.id}"'
         return self.etag
 
     def settle_length(self) -> None:
@@ -118,7 +127,8 @@ class UploadInfo:
             raise StorageError(f"upload has {self.offset} of {self.length} bytes")
 
     @classmethod
-    def new(cls, upload_id: str, spec: UploadSpec) -> UploadInfo:
+    def new(cls, upload_id: str, spec: UploadSpec, *, hashed: bool = True) -> UploadInfo:
+        """`hashed` is the store's default, which the spec may override."""
         return cls(
             id=upload_id,
             name=spec.name,
@@ -131,6 +141,7 @@ class UploadInfo:
             partial=spec.partial,
             owner=spec.owner,
             limit=spec.limit,
+            hashed=hashed if spec.sha256 is None else spec.sha256,
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -74,8 +74,16 @@ TOMBSTONE_AGE = 7 * 86400.0  # how long a gone upload keeps answering 410 rather
 class LocalStore(DelegatesDirect, DataStore):
     direct: LocalDirect
 
-    def __init__(self, root: Path | str, *, io_threads: int = 16, fsync: str = "finish") -> None:
+    def __init__(
+        self,
+        root: Path | str,
+        *,
+        io_threads: int = 16,
+        fsync: str = "finish",
+        checksum: bool = True,
+    ) -> None:
         self.root = Path(root).resolve()
+        self.checksum = checksum  # whether new uploads get a sha256 (see UploadInfo.hashed)
         # never; finish: data, info and directory reach the disk before a completion is
         # reported; always: also each append's bytes before it returns.
         self.fsync = fsync
@@ -212,7 +220,7 @@ class LocalStore(DelegatesDirect, DataStore):
     # -- DataStore ----------------------------------------------------------------------
 
     async def create(self, spec: UploadSpec) -> LocalUpload:
-        info = UploadInfo.new(new_id(), spec)
+        info = UploadInfo.new(new_id(), spec, hashed=self.checksum)
         await self.run_blocking(self._create_files, info)
         return LocalUpload(self, info)
 
@@ -498,9 +506,10 @@ class LocalUpload(Upload):
         if info.is_complete:
             return info
         info.settle_length()
-        info.sha256 = self._store.hashers.digest_if_whole(
-            info.id, info.offset
-        ) or await self._store.run_blocking(_hash_file, self.local_path())
+        if info.hashed:
+            info.sha256 = self._store.hashers.digest_if_whole(
+                info.id, info.offset
+            ) or await self._store.run_blocking(_hash_file, self.local_path())
         info.completed = time.time()
         info.expires = None
         durable = self._store.fsync != "never"

@@ -22,7 +22,10 @@ class Hashers:
         self._by_id: dict[str, StreamHasher] = {}
 
     def for_append(self, info: UploadInfo) -> StreamHasher | None:
-        """The hasher to feed the bytes appended at `info.offset`, if the chain is whole."""
+        """The hasher to feed the bytes appended at `info.offset`, if the chain is whole
+        (and the upload wants its sha256 at all)."""
+        if not info.hashed:
+            return None
         hasher = self._by_id.get(info.id)
         if hasher is None and info.offset == 0:
             hasher = self._by_id[info.id] = StreamHasher()

@@ -51,11 +51,13 @@ def _spec(request: web.Request, length: int | None, cap: int) -> UploadSpec:
         given_type = request.headers.get("Content-Type")
     media_type = declared_media_type(given_type)
     check_upload_type(request, media_type)
+    expected = expected_repr(request)
     return UploadSpec(
         name=sanitize_name(name),
         content_type=media_type,
         length=length,
-        metadata={**metadata, **expected_repr(request)},
+        metadata={**metadata, **expected},
+        sha256=True if expected else None,  # checked at completion, even with --checksum none
         expires=time.time() + settings.upload_ttl,
         max_length=length if length is not None else cap or None,
         owner=principal_of(request).sub,

@@ -72,8 +72,10 @@ class S3Store(DelegatesDirect, DataStore):
         lock_ttl: float = 15.0,
         lock_timeout: float = 10.0,
         abandon_after: float = 86400.0,
+        checksum: bool = True,
     ) -> None:
         self.bucket = bucket
+        self.checksum = checksum  # whether new uploads get a sha256 (see UploadInfo.hashed)
         self.prefix = prefix.strip("/")
         self.preferred_part = part_size
         self.memory_limit = memory_limit
@@ -216,7 +218,7 @@ class S3Store(DelegatesDirect, DataStore):
     # -- DataStore ------------------------------------------------------------------------
 
     async def create(self, spec: UploadSpec) -> S3Upload:
-        info = UploadInfo.new(new_id(), spec)
+        info = UploadInfo.new(new_id(), spec, hashed=self.checksum)
         planned = spec.length if spec.length is not None else spec.max_length or self.max_length
         info.backend["part_size"] = str(layout.part_size(planned, self.preferred_part))
         await self.write_info(info)
@@ -632,9 +634,10 @@ class S3Upload(Upload):
                 await self.complete_multipart(list(self.stored.parts))
             elif multipart and not self.stored.parts:
                 await self._abort_multiparts()  # put whole: an earlier attempt's parts go
-        info.sha256 = (
-            store.hashers.digest_if_whole(info.id, info.offset) or await self.hash_object()
-        )
+        if info.hashed:
+            info.sha256 = (
+                store.hashers.digest_if_whole(info.id, info.offset) or await self.hash_object()
+            )
         if self.tail_possible:
             await store.delete_keys([store.key(info.id, "part")])  # a tail now in the object
         info.completed = time.time()

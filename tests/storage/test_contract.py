@@ -91,6 +91,40 @@ async def test_resume_across_opens_and_rehash(store: Any) -> None:
     assert (await reopened.finish()).sha256 == sha256(body)
 
 
+async def test_a_store_without_checksum_names_files_by_id(backend_store: Backend) -> None:
+    """--checksum none: no sha256, not even by reading back after a restart; the id is the
+    strong ETag, and what the upload was created with survives a reopen. A spec that asks
+    for the sha256 (a draft's Repr-Digest will check it) still gets it."""
+    store = backend_store.new_store(checksum=False)
+    await store.start()
+    try:
+        body = os.urandom(6 << 20)
+        upload = await store.create(UploadSpec(name="n", length=len(body)))
+        await upload.append(0, chunks(body[: 1 << 20]))
+        reopened = await store.open(upload.info.id)  # a new chain, as after a restart
+        assert reopened.info.hashed is False
+        await reopened.append(1 << 20, chunks(body[1 << 20 :]))
+        info = await reopened.finish()
+        assert info.sha256 is None and info.strong_etag == f'"{info.id}"'
+        again = await store.open(info.id)
+        assert again.info.sha256 is None and again.info.strong_etag == f'"{info.id}"'
+        assert await read_all(again) == body
+
+        wanted = await store.create(UploadSpec(name="w", length=4, sha256=True))
+        await wanted.append(0, chunks(b"abcd"))
+        assert (await wanted.finish()).sha256 == sha256(b"abcd")
+    finally:
+        await store.close()
+
+
+async def test_a_spec_may_decline_the_sha256(store: Any) -> None:
+    upload = await store.create(UploadSpec(name="d", length=4, sha256=False))
+    await upload.append(0, chunks(b"abcd"))
+    info = await upload.finish()
+    assert info.sha256 is None and info.strong_etag == f'"{info.id}"'
+    assert (await store.open(info.id)).info.hashed is False
+
+
 async def test_failed_stream_keeps_what_arrived(store: Any) -> None:
     upload = await store.create(UploadSpec(name="f", length=10_000))
     with pytest.raises(ConnectionResetError):
