@@ -356,7 +356,7 @@ class Settings:
         "sha256",
         parse_checksum,
         "sha256: hash every upload as it arrives, for its ETag, JSON and Repr-Digest; none: "
-        "hash only what a client's Repr-Digest asks to check (about 40% less CPU per byte)",
+        "hash only what a client's Repr-Digest asks to check (about 40 per cent less CPU per byte)",
         "ALGORITHM",
     )
     event_loop: str = _option(
