@@ -113,6 +113,13 @@ async def test_a_store_without_checksum_names_files_by_id(backend_store: Backend
         wanted = await store.create(UploadSpec(name="w", length=4, sha256=True))
         await wanted.append(0, chunks(b"abcd"))
         assert (await wanted.finish()).sha256 == sha256(b"abcd")
+
+        pieces = [b"x" * 1000, os.urandom(5 << 20)]
+        final = await store.create(UploadSpec(name="whole", length=sum(map(len, pieces))))
+        await store.concatenate(final, await finished_partials(store, pieces))
+        joined = await final.finish()
+        assert joined.sha256 is None and joined.strong_etag == f'"{joined.id}"'
+        assert await read_all(await store.open(joined.id)) == b"".join(pieces)
     finally:
         await store.close()
 
