@@ -290,6 +290,23 @@ async def test_ranges_and_if_range_are_served_by_nginx(
     assert hidden.status == 404
 
 
+async def test_an_unsatisfiable_range_behind_nginx_is_json(
+    front: Front, http: aiohttp.ClientSession
+) -> None:
+    """nginx decides a range past the end (spigot has handed the file over by then): its
+    416 is spigot's JSON, with one Content-Type and the size in Content-Range."""
+    data = os.urandom(5000)
+    put = await http.put(f"{front.http}/files/short.bin", data=data)
+    url = (await put.json())["url"]
+    past = await http.get(url, headers={"Range": "bytes=5000-"})
+    assert past.status == 416
+    assert past.headers.getall("Content-Type") == ["application/json"]
+    assert past.headers["Content-Range"] == "bytes */5000"
+    body = await past.json()
+    assert body["error"]["code"] == "range_not_satisfiable"
+    assert body["error"]["message"]
+
+
 def test_aria2c_through_nginx_is_byte_identical(front: Front, tmp_path: Path) -> None:
     source = tmp_path / "aria.bin"
     digest = write_random(source, 40 * MIB)
