@@ -387,6 +387,14 @@ class Settings:
         "PREFIX + the file's path under the storage directory (deploy/nginx/spigot.conf)",
         "PREFIX",
     )
+    accel_reuse: float = _option(
+        0.0,
+        parse_duration,
+        "with --accel-redirect: let nginx reuse spigot's answer to a signed download link or "
+        "a public file for up to TIME (within the link's life), serving those GETs and ranges "
+        "without asking spigot again; answers to tokens are never reused (0: off)",
+        "TIME",
+    )
     s3_redirect_expires: float = _option(
         900.0, parse_duration, "how long a presigned download URL stays valid", "TIME"
     )
@@ -586,6 +594,8 @@ class Settings:
             )
         if self.auth == "hook" and self.auth_hook_url is None:
             raise SettingError("--auth hook needs --auth-hook-url")
+        if self.accel_reuse and not self.accel_redirect:
+            raise SettingError("--accel-reuse needs --accel-redirect")
         if self.checksum == "none" and self.verify_direct_uploads:
             raise SettingError("--verify-direct-uploads records a sha256: not with --checksum none")
 

@@ -138,7 +138,10 @@ async def authenticate(request: web.Request, need: Need) -> Principal:
         principal = from_link(request, need)
     elif need.public and settings.public_downloads:
         principal = Principal(
-            sub=None, scopes=frozenset({"read"}), only_upload=request.match_info.get("id")
+            sub=None,
+            scopes=frozenset({"read"}),
+            only_upload=request.match_info.get("id"),
+            public=True,
         )
     else:
         principal = await request.app[AUTHENTICATOR].identify(request, need)

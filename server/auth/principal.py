@@ -33,6 +33,7 @@ class Principal:
     open: bool = False  # --auth none: everything, every owner
     via_link: bool = False  # a signed upload link, whose max_size is the body's cap
     link_kind: str | None = None  # the kind of signed link this principal came from
+    public: bool = False  # --public-downloads: anyone, for this one file
 
     def can(self, scope: str) -> bool:
         return self.open or "admin" in self.scopes or scope in self.scopes
