@@ -8,7 +8,8 @@ BENCHSTAMP := $(VENV)/.installed-bench
 
 # Debian tools the tests drive as real clients (and nginx for the deployment tests and bench),
 # Node.js for tus-js-client, and Chromium for the real-browser tests (never a downloaded one).
-DEBIAN_TEST_TOOLS := curl wget aria2 nginx-light wrk nodejs npm chromium tmux
+DEBIAN_TEST_TOOLS := curl wget aria2 nginx-light libnginx-mod-http-headers-more-filter wrk \
+	nodejs npm chromium tmux
 
 .PHONY: serve test lint typecheck bench clean debian-tools
 

@@ -6,7 +6,8 @@
   several times over S3 with auth on;
 - every `SPIGOT_*` name any of them sets is one spigot reads (Settings), so a renamed
   option cannot leave a deployment silently on its default.
-(deploy/nginx/spigot.conf runs for real: tests/test_deploy_nginx.py.)
+(deploy/nginx/spigot.conf, with spigot-kept-answers.conf, runs for real:
+tests/test_deploy_nginx.py.)
 """
 
 from __future__ import annotations

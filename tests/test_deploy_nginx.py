@@ -10,11 +10,13 @@ reaches the client as JSON.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import hashlib
 import ipaddress
 import json
 import os
+import signal
 import subprocess
 import textwrap
 import time
@@ -41,11 +43,14 @@ from tests.conftest import (
 from tests.rufh_client import exchange
 from tests.test_presign_browser import free_port
 from tests.test_tus_js import node_test
-from tests.tools import require
+from tests.tools import require, require_file
 
 CONF = ROOT / "deploy" / "nginx" / "spigot.conf"
+KEPT = ROOT / "deploy" / "nginx" / "spigot-kept-answers.conf"
+HEADERS_MORE = "libnginx-mod-http-headers-more-filter"
 MIB = 1 << 20
 TUS = {"Tus-Resumable": "1.0.0"}
+SECRET = "a test secret for the signed links of these tests"
 
 
 @dataclass
@@ -91,9 +96,15 @@ def self_signed(
 
 
 def templated(upstream: int, http: int, https: int, cert: Path, key: Path, data: Path) -> str:
-    """The shipped file with this machine's ports and paths, and nothing else changed."""
+    """The shipped file with this machine's ports and paths, and nothing else changed, with
+    spigot-kept-answers.conf in place of the commented `include` of it."""
+    kept = KEPT.read_text()
+    assert kept.count("root /var/lib/spigot;") == 1
+    kept = kept.replace("root /var/lib/spigot;", f"root {data};")
     text = CONF.read_text()
     swaps = {
+        "# include /etc/nginx/spigot-kept-answers.conf;": kept,
+        "/dev/shm/spigot-answers": str(data.parent / "answers"),
         "server 127.0.0.1:8080;": f"server 127.0.0.1:{upstream};",
         "listen 80;": f"listen 127.0.0.1:{http};",
         "listen 443 ssl;": f"listen 127.0.0.1:{https} ssl;",
@@ -116,6 +127,7 @@ def main_conf(root: Path, site: str, workers: int = 1) -> Path:
     main = root / "nginx.conf"
     main.write_text(
         textwrap.dedent(f"""\
+        load_module {require_file(HEADERS_MORE)};
         user root;
         worker_processes {workers};
         daemon off;
@@ -138,7 +150,10 @@ def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
     root = tmp_path_factory.mktemp("nginx")
     data = root / "data"
     spigot = start_spigot(  # --no-104 as deploy/ runs it: nginx cannot pass a 104
-        data, "--max-request-size", "1100MiB", "--accel-redirect", "/_spigot_files/", "--no-104"
+        data,
+        *("--max-request-size", "1100MiB", "--accel-redirect", "/_spigot_files/", "--no-104"),
+        *("--accel-reuse", "60s"),
+        env={"SPIGOT_SECRET": SECRET},
     )
     upstream = int(spigot.url.rsplit(":", 1)[1])
     http, https = free_port(), free_port()
@@ -369,3 +384,92 @@ def test_ietf_draft_upload_resumes_through_nginx(front: Front) -> None:
     got = exchange(front.http, "GET", path).final
     assert got is not None and got.status == 200
     assert sha256(got.body) == sha256(data)
+
+
+async def signed_link(http: aiohttp.ClientSession, front: Front, data: bytes, ttl: str) -> str:
+    put = await http.put(f"{front.http}/files/clip.mp4", data=data)
+    assert put.status == 201
+    made = await http.post(
+        f"{front.http}/sign", json={"file": (await put.json())["id"], "expires_in": ttl}
+    )
+    assert made.status == 200, await made.text()
+    url: str = (await made.json())["url"]
+    assert url.startswith(front.http)
+    return url
+
+
+@contextlib.contextmanager
+def spigot_stopped(front: Front) -> Iterator[None]:
+    """spigot frozen (SIGSTOP): whatever nginx answers meanwhile, it answers alone."""
+    front.spigot.proc.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        front.spigot.proc.send_signal(signal.SIGCONT)
+
+
+async def test_a_signed_links_ranges_are_answered_by_nginx_alone(
+    front: Front, http: aiohttp.ClientSession
+) -> None:
+    """--accel-reuse: nginx keeps spigot's answer to a signed download link and serves the
+    link's GETs, HEADs and ranges from it with spigot's own headers, without asking spigot
+    again; anything carrying a credential of its own still goes to spigot."""
+    data = os.urandom(2 * MIB + 3)
+    url = await signed_link(http, front, data, "1h")
+    first = await http.get(url)
+    assert first.status == 200 and await first.read() == data
+    quick = aiohttp.ClientTimeout(total=3)
+    with spigot_stopped(front):
+        again = await http.get(url, timeout=quick)
+        assert again.status == 200 and sha256(await again.read()) == sha256(data)
+        for header in ("ETag", "Last-Modified", "Content-Disposition", "Cache-Control"):
+            assert again.headers.getall(header) == first.headers.getall(header), header
+        assert again.headers.getall("Content-Type") == ["video/mp4"]
+        assert again.headers["ETag"] == f'"{hashlib.sha256(data).hexdigest()}"'
+        assert again.headers["X-Content-Type-Options"] == "nosniff"
+        assert "X-Accel-Redirect" not in again.headers
+        assert "X-Accel-Expires" not in again.headers
+        part = await http.get(url, headers={"Range": "bytes=1000-5095"}, timeout=quick)
+        assert part.status == 206 and await part.read() == data[1000:5096]
+        assert part.headers["Content-Range"] == f"bytes 1000-5095/{len(data)}"
+        tail = await http.get(url, headers={"Range": "bytes=-7"}, timeout=quick)
+        assert tail.status == 206 and await tail.read() == data[-7:]
+        head = await http.head(url, timeout=quick)
+        assert head.status == 200 and head.headers["Content-Length"] == str(len(data))
+        # a token of its own, or a conditional: spigot's to judge, and spigot is stopped
+        for asks in ({"Authorization": "Bearer x"}, {"If-None-Match": first.headers["ETag"]}):
+            with pytest.raises(asyncio.TimeoutError):
+                await http.get(url, headers=asks, timeout=aiohttp.ClientTimeout(total=1))
+    # and back with spigot: those are its answers, and a matching If-None-Match is its 304
+    same = await http.get(url, headers={"If-None-Match": first.headers["ETag"]})
+    assert same.status == 304
+
+
+async def test_what_spigot_refuses_through_the_link_path_is_its_json(
+    front: Front, http: aiohttp.ClientSession
+) -> None:
+    """A forged or expired link, a range past the end, a deleted file: each reaches the
+    client as spigot's JSON error, never as nginx's page or a 500; an answer kept for a
+    link ends with the link, and a deleted file is gone at once."""
+    data = os.urandom(5000)
+    url = await signed_link(http, front, data, "2s")
+    assert (await http.get(url)).status == 200  # kept, for the link's last second or two
+    forged = await http.get(url[:-4] + ("0000" if not url.endswith("0000") else "1111"))
+    assert forged.status == 403 and forged.content_type == "application/json"
+    assert (await forged.json())["error"]["code"] == "bad_signature"
+    past = await http.get(url, headers={"Range": "bytes=9000-"})
+    assert past.status == 416 and past.headers.getall("Content-Type") == ["application/json"]
+    assert past.headers["Content-Range"] == "bytes */5000"
+    await asyncio.sleep(3.2)  # the link has expired, and with it what nginx kept
+    late = await http.get(url)
+    assert late.status == 403 and (await late.json())["error"]["code"] == "bad_signature"
+    url = await signed_link(http, front, data, "1h")
+    assert (await http.get(url)).status == 200
+    file_url = url.split("?", 1)[0]
+    assert (await http.delete(file_url)).status == 204
+    for _ in range(30):  # nginx checks the descriptors it keeps once a second
+        gone = await http.get(url)
+        if gone.status != 200:
+            break
+        await asyncio.sleep(0.1)
+    assert gone.status == 404 and (await gone.json())["error"]["code"] == "not_found"

@@ -1,8 +1,9 @@
 """Real client tools the tests drive, installed from Debian when missing.
 
-A test that needs curl, wget, aria2c, nginx or wrk calls `require(...)`: the tool is
-installed if absent, and if that is impossible the test fails with the reason. It never
-skips, so a green run always means the real client was exercised.
+A test that needs curl, wget, aria2c, nginx or wrk calls `require(...)`, and one that needs
+an nginx module `require_file(...)`: the tool is installed if absent, and if that is
+impossible the test fails with the reason. It never skips, so a green run always means the
+real client was exercised.
 
 Also runnable: `python -m tests.tools curl wget aria2 ...` (Debian package names), which
 `make test` uses to install everything up front.
@@ -36,6 +37,12 @@ PACKAGES = {
     "systemd": "systemd-analyze",
 }
 _BY_EXECUTABLE = {exe: pkg for pkg, exe in PACKAGES.items()}
+# Debian package -> a file of it that no PATH lookup finds
+FILES = {
+    "libnginx-mod-http-headers-more-filter": (
+        "/usr/lib/nginx/modules/ngx_http_headers_more_filter_module.so"
+    ),
+}
 _apt_updated = False
 
 
@@ -84,6 +91,22 @@ def require(executable: str) -> str:
     return path
 
 
+def require_file(package: str) -> str:
+    """Path of the file `package` is known by (FILES), installing the package if needed."""
+    path = Path(FILES[package])
+    if not path.exists():
+        _apt_install([package])
+    if not path.exists():
+        raise RuntimeError(f"{path} is still missing after installing {package}")
+    return str(path)
+
+
+def _present(package: str) -> bool:
+    if package in FILES:
+        return Path(FILES[package]).exists()
+    return _executable(PACKAGES.get(package, package)) is not None
+
+
 def npm_ci(directory: object, *needed: str) -> None:
     """Install a directory's pinned npm packages (its package-lock.json) unless every one of
     `needed` is already in its node_modules."""
@@ -108,7 +131,7 @@ def _npm_ci_now(where: Path) -> None:
 
 
 def main(packages: list[str]) -> None:
-    missing = [p for p in packages if _executable(PACKAGES.get(p, p)) is None]
+    missing = [p for p in packages if not _present(p)]
     if missing:
         print(f"installing Debian packages: {' '.join(missing)}", flush=True)
         _apt_install(missing)
