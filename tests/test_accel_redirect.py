@@ -59,10 +59,10 @@ async def test_get_answers_with_the_files_path_after_the_checks(
         f"/files/{file_id}", headers={**alice, "If-None-Match": resp.headers["ETag"]}
     )
     assert same.status == 304 and "X-Accel-Redirect" not in same.headers
-    # HEAD spigot answers itself, with the length
+    # HEAD too is handed over (nginx answers it from the file), and says the length
     head = await client.head(f"/files/{file_id}", headers=alice)
-    assert head.headers["Content-Length"] == str(len(data))
-    assert "X-Accel-Redirect" not in head.headers
+    assert head.status == 200 and head.headers["Content-Length"] == str(len(data))
+    assert head.headers["X-Accel-Redirect"] == f"/_spigot_files/{file_id}"
 
 
 NOW = 1_800_000_000.0

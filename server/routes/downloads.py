@@ -136,7 +136,8 @@ async def get_file(request: web.Request) -> web.StreamResponse:
     headers["X-Content-Type-Options"] = "nosniff"
     if rep.active:
         headers["Content-Security-Policy"] = "sandbox"  # see server/protocol/media.py
-    if settings.accel_redirect and request.method == "GET" and isinstance(upload, LocalFile):
+    # HEAD too: nginx answers it from the file, and spigot-kept-answers.conf asks by HEAD.
+    if settings.accel_redirect and isinstance(upload, LocalFile):
         reuse = accel.reuse_seconds(
             granted_by(principal_of(request)),
             request.query.get("expires"),
@@ -146,6 +147,8 @@ async def get_file(request: web.Request) -> web.StreamResponse:
         if reuse:
             # First: nginx 1.22 lets it outweigh Cache-Control only if it comes before it.
             headers = {"X-Accel-Expires": str(reuse), **headers}
+        if request.method == "HEAD":  # what nginx will say, for a client that asks spigot
+            headers["Content-Length"] = str(size)
         return accel_redirect(settings.accel_redirect, settings.storage, upload, headers)
 
     wanted = parse_range(request.headers.get("Range"), size)
