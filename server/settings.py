@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from .protocol.media import MEDIA_PATTERN
+from .protocol.numerals import is_digits
 
 ENV_PREFIX = "SPIGOT_"
 
@@ -58,7 +59,7 @@ def parse_duration(value: str) -> float:
 
 
 def parse_port(value: str) -> int:
-    if not value.isdigit() or not 0 <= int(value) <= 65535:
+    if not is_digits(value) or not 0 <= int(value) <= 65535:
         raise SettingError(f"{value!r} is not a port number (0-65535; 0 picks a free one)")
     return int(value)
 
@@ -165,13 +166,13 @@ def parse_hook_url(value: str) -> str | None:
 
 
 def parse_non_negative(value: str) -> int:
-    if not value.isdigit():
+    if not is_digits(value):
         raise SettingError(f"{value!r} is not a whole number")
     return int(value)
 
 
 def parse_positive(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
+    if not is_digits(value) or int(value) < 1:
         raise SettingError(f"{value!r} is not a positive whole number")
     return int(value)
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import math
 
+from .numerals import is_digits
+
 NEVER = 0  # X-Accel-Expires: 0 tells nginx not to keep the answer
 
 
@@ -32,6 +34,6 @@ def reuse_seconds(granted_by: str | None, link_expires: str | None, most: float,
         return NEVER
     if granted_by == "public":
         return math.floor(most)
-    if granted_by != "link" or link_expires is None or not link_expires.isdigit():
+    if granted_by != "link" or link_expires is None or not is_digits(link_expires):
         return NEVER
     return max(NEVER, math.floor(min(most, int(link_expires) - now)))

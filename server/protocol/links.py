@@ -27,6 +27,7 @@ from urllib.parse import unquote_plus, urlencode
 
 from . import signing
 from .media import MEDIA_PATTERN
+from .numerals import is_digits
 
 DOWNLOAD = "download"
 RESUME = "resume"
@@ -143,7 +144,7 @@ def verify(
     expires = query.get("expires", "")
     if not _SIG.fullmatch(sig):
         raise LinkRefused("the link's signature is malformed")
-    if not expires.isdigit() or len(expires) > signing.MAX_EXPIRES_DIGITS:
+    if not is_digits(expires) or len(expires) > signing.MAX_EXPIRES_DIGITS:
         raise LinkRefused("the link's expiry is malformed")
     when = int(expires)
     for kind in kinds:

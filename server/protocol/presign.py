@@ -10,6 +10,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .numerals import is_digits
+
 MAX_PARTS = 10_000  # S3's part numbers are 1-10,000
 MAX_BATCH = 1_000  # part URLs signed in one batch request
 MAX_METADATA = 50
@@ -21,7 +23,7 @@ class PresignError(ValueError):
 
 
 def part_number(value: str) -> int:
-    if not value.isdigit() or not 1 <= int(value) <= MAX_PARTS:
+    if not is_digits(value) or not 1 <= int(value) <= MAX_PARTS:
         raise PresignError(f"part numbers are 1 to {MAX_PARTS}, not {value[:20]!r}")
     return int(value)
 

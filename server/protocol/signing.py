@@ -15,6 +15,8 @@ import hmac
 from collections.abc import Sequence
 from urllib.parse import urlencode
 
+from .numerals import is_digits
+
 MAX_EXPIRES_DIGITS = 12  # unix seconds until the year 33658: anything longer is not a time
 
 
@@ -35,7 +37,7 @@ def matches(keys: Sequence[str], message: str, sig: str) -> bool:
 def expiry_problem(expires: str | None, now: float) -> str | None:
     """Why an `expires` value cannot be honoured, or None. Checked after the signature, so
     a forger learns nothing from the order of the answers."""
-    if expires is None or not expires.isdigit() or len(expires) > MAX_EXPIRES_DIGITS:
+    if expires is None or not is_digits(expires) or len(expires) > MAX_EXPIRES_DIGITS:
         return "the link's expiry is malformed"
     if int(expires) < now:
         return "the link has expired"
@@ -52,7 +54,7 @@ def verify(
     """None if the proxy link is valid; otherwise why not (for the 403 message)."""
     if not sig or not expires:
         return "the link is not signed"
-    if not expires.isdigit() or len(expires) > MAX_EXPIRES_DIGITS:
+    if not is_digits(expires) or len(expires) > MAX_EXPIRES_DIGITS:
         return "the link's expiry is malformed"
     if not matches(keys, f"{int(expires)}:{url}", sig):
         return "the link's signature does not match"

@@ -26,6 +26,7 @@ from ..errors import ApiError
 from ..events import TERMINAL, Event, UploadEvents
 from ..lifecycle import complete_event
 from ..ops import metrics
+from ..protocol.numerals import is_digits
 from ..responses import file_url
 
 # How often an event stream over a shared store (S3) re-reads an upload's state, to see what
@@ -54,7 +55,7 @@ def progress_topic(request: web.Request, token: str) -> str:
 
 def last_event_id(request: web.Request) -> int:
     value = request.headers.get("Last-Event-ID", "")
-    return int(value) if value.isdigit() and len(value) < 19 else 0
+    return int(value) if is_digits(value) and len(value) < 19 else 0
 
 
 async def file_events(request: web.Request) -> web.StreamResponse:

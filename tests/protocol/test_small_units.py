@@ -1,4 +1,4 @@
-"""Byteranges framing, Content-Disposition and the forwarded base URL."""
+"""Byteranges framing, Content-Disposition, the forwarded base URL and ASCII digits."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from server.protocol import byteranges, disposition
 from server.protocol.forwarded import base_url
+from server.protocol.numerals import is_digits
 from server.protocol.ranges import ByteRange
 from storage.names import sanitize_name
 
@@ -107,3 +108,21 @@ def test_base_url(
     public: str | None, forwarded: list[dict[str, str]], headers: dict[str, str], expected: str
 ) -> None:
     assert base_url(public, forwarded, headers, "http", "example.test:8080") == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "digits"),
+    [
+        ("0", True),
+        ("1790000000", True),
+        ("", False),
+        ("²", False),  # isdigit() says yes, int() says no: the 500 hypothesis found
+        ("٣", False),  # int() would read it as 3
+        ("1²", False),
+        ("+1", False),
+        (" 1", False),
+        ("1_000", False),
+    ],
+)
+def test_digits_are_ascii_digits(text: str, digits: bool) -> None:
+    assert is_digits(text) is digits
