@@ -6,7 +6,6 @@ for it. In-process on both backends, then a real process for the flag's own wiri
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -20,7 +19,7 @@ from aiohttp.test_utils import TestClient
 from server.app import create_app
 from server.settings import SettingError, Settings
 from tests.conftest import Backend, ClientFactory, SpigotProcess, sha256, start_spigot, stop_spigot
-from tests.test_rufh_spec import append, create, error_of, final, head
+from tests.test_rufh_spec import repr_digest_checked
 
 Client = TestClient  # type: ignore[type-arg]
 
@@ -133,15 +132,5 @@ def test_the_flag_reaches_the_store(server: SpigotProcess, tmp_path: Path) -> No
 
 
 def test_a_repr_digest_is_still_checked(server: SpigotProcess) -> None:
-    good = base64.b64encode(hashlib.sha256(b"abcd").digest()).decode()
-    url = create(server, body=b"ab", **{"Repr-Digest": f"sha-256=:{good}:"})["Location"]
-    done = final(append(server, url, 2, b"cd", complete=True))
-    assert done.status == 201
-    assert done["Repr-Digest"] == f"sha-256=:{good}:"
+    done = repr_digest_checked(server)
     assert json.loads(done.body)["sha256"] == hashlib.sha256(b"abcd").hexdigest()
-
-    url = create(server, body=b"ab", **{"Repr-Digest": f"sha-256=:{good}:"})["Location"]
-    bad = final(append(server, url, 2, b"XX", complete=True))
-    assert bad.status == 400
-    assert error_of(bad)[0] == "digest_mismatch"
-    assert head(server, url).status == 410

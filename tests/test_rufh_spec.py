@@ -394,6 +394,12 @@ def test_content_digest_mismatch_keeps_nothing(server: SpigotProcess) -> None:
 
 
 def test_repr_digest_is_checked_on_completion(server: SpigotProcess) -> None:
+    repr_digest_checked(server)
+
+
+def repr_digest_checked(server: SpigotProcess) -> Answer:
+    """A creation's Repr-Digest: the matching upload completes with it (its answer is
+    returned), and a mismatching one is removed (tests/test_checksum.py checks it too)."""
     good = base64.b64encode(hashlib.sha256(b"abcd").digest()).decode()
     url = create(server, body=b"ab", **{"Repr-Digest": f"sha-256=:{good}:"})["Location"]
     done = final(append(server, url, 2, b"cd", complete=True))
@@ -406,6 +412,7 @@ def test_repr_digest_is_checked_on_completion(server: SpigotProcess) -> None:
     assert bad["Upload-Complete"] == "?1"  # it arrived whole; processing it failed
     assert error_of(bad)[0] == "digest_mismatch"
     assert head(server, url).status == 410  # removed, not left to be downloaded
+    return done
 
 
 # -- progress, take-over, cancellation --------------------------------------------------
