@@ -112,6 +112,11 @@ async def test_multipart_on_disk(
     # a part's URL is for that part only
     wrong = path(urls["1"]).replace(f"/{file_id}/1?", f"/{file_id}/2?")
     assert (await client.put(wrong, data=b"x")).status == 403
+    # The owner's token may PUT a part too; a number S3 would refuse is a 400, not a 500.
+    for bad in ("0", "10001", "x", "\u00b2"):
+        resp = await client.put(f"/s3/local/{file_id}/{bad}", data=b"x", headers=ALICE)
+        assert resp.status == 400, await resp.text()
+        assert (await resp.json())["error"]["code"] == "bad_request"
     etags = []
     for n, chunk in enumerate(data, start=1):
         resp = await client.put(path(urls[str(n)]), data=chunk)

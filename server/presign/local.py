@@ -110,7 +110,10 @@ async def put_part(request: web.Request) -> web.Response:
     store = store_of(request)
     if not isinstance(store, PartReceiver) or not isinstance(store, DirectStore):
         raise ApiError(404, "not_found", "no such file or upload")
-    number = presign.part_number(request.match_info["part"])
+    try:
+        number = presign.part_number(request.match_info["part"])
+    except presign.PresignError as exc:
+        raise ApiError(400, "bad_request", str(exc)) from None
     upload = await store.open(request.match_info["id"])
     owned(request, upload.info)
     if upload.info.direct != "multipart" or upload.info.is_complete:
