@@ -52,3 +52,39 @@ def test_one_gib_upload_in_constant_memory(data_dir: Path) -> None:
     assert doc["sha256"] == digest
     growth = after - before
     assert growth < 50 * MIB, f"peak RSS grew by {growth / MIB:.1f} MiB"
+
+
+def _mapped(pid: int, package: str) -> bool:
+    """Whether the process has mapped a file of an installed package (its native code)."""
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    return f"/site-packages/{package}/" in maps
+
+
+def test_only_auth_jwt_loads_pyjwt_and_cryptography(tmp_path: Path) -> None:
+    """PyJWT pulls in cryptography's native library, about 9 MiB of every process's RSS;
+    a spigot that verifies no tokens never maps it."""
+    key = {"SPIGOT_JWT_KEY": "memory-test-jwt-key-0123456789abcdefgh"}
+    for mode, wanted in (("none", False), ("hook", False), ("jwt", True)):
+        args = ["--auth", mode]
+        if mode == "hook":
+            args += ["--auth-hook-url", "http://127.0.0.1:9/auth"]
+        server = start_spigot(tmp_path / mode, *args, env=key)
+        try:
+            status = subprocess.run(
+                [
+                    require("curl"),
+                    "-sS",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    f"{server.url}/healthz",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            assert status == "200"
+            assert _mapped(server.pid, "cryptography") is wanted, mode
+        finally:
+            stop_spigot(server)

@@ -12,6 +12,7 @@ import hmac
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -26,7 +27,9 @@ from ..settings import Settings
 from . import errors
 from .hook import AuthHook
 from .principal import OPEN, Principal
-from .tokens import JwtVerifier
+
+if TYPE_CHECKING:
+    from .tokens import JwtVerifier
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -46,7 +49,13 @@ class Authenticator:
     def __init__(self, settings: Settings) -> None:
         self.mode = settings.auth
         self.import_token = settings.import_token
-        self.jwt = JwtVerifier(settings) if settings.auth == "jwt" else None
+        self.jwt: JwtVerifier | None = None
+        if settings.auth == "jwt":
+            # Imported here, not at the top: PyJWT and cryptography add about 9 MiB to every
+            # process's RSS, which the other modes never use.
+            from .tokens import JwtVerifier
+
+            self.jwt = JwtVerifier(settings)
         self.hook = (
             AuthHook(settings.auth_hook_url, settings.auth_hook_cache, settings.auth_hook_timeout)
             if settings.auth == "hook" and settings.auth_hook_url

@@ -22,8 +22,7 @@ from ..errors import ApiError
 from ..ops import metrics
 from ..ops.middleware import REQUEST_ID
 from . import errors
-from .principal import Principal, parse_scopes
-from .tokens import size_claim
+from .principal import Principal, parse_scopes, size_claim
 
 log = logging.getLogger("spigot.auth")
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from storage import UploadInfo
+
+from . import errors
 
 SCOPES = frozenset({"upload", "read", "delete", "import", "sign", "admin"})
 
@@ -51,3 +54,24 @@ class Principal:
 
 
 OPEN = Principal(sub=None, scopes=SCOPES, open=True)
+
+
+def principal_from_claims(claims: dict[str, Any]) -> Principal:
+    """The principal a verified token's claims name (`--auth jwt`)."""
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub:
+        raise errors.invalid_token("the token's sub must be a string")
+    return Principal(
+        sub=sub,
+        scopes=parse_scopes(claims.get("scope", claims.get("scp"))),
+        max_upload_size=size_claim(claims.get("max_upload_size")),
+    )
+
+
+def size_claim(value: object) -> int | None:
+    """A `max_upload_size` claim, from a token or an auth hook's answer."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise errors.invalid_token("max_upload_size must be a whole number of bytes")
+    return value

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from ..settings import Settings
 from . import errors
-from .principal import Principal, parse_scopes
+from .principal import Principal, principal_from_claims
 
 LEEWAY = 30.0  # seconds of clock skew between the token's issuer and spigot
 JWKS_TIMEOUT = 5.0
@@ -117,22 +117,3 @@ class JwtVerifier:
         except jwt.InvalidTokenError as exc:
             raise errors.invalid_token(reason(exc)) from None
         return principal_from_claims(claims)
-
-
-def principal_from_claims(claims: dict[str, Any]) -> Principal:
-    sub = claims.get("sub")
-    if not isinstance(sub, str) or not sub:
-        raise errors.invalid_token("the token's sub must be a string")
-    return Principal(
-        sub=sub,
-        scopes=parse_scopes(claims.get("scope", claims.get("scp"))),
-        max_upload_size=size_claim(claims.get("max_upload_size")),
-    )
-
-
-def size_claim(value: object) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise errors.invalid_token("max_upload_size must be a whole number of bytes")
-    return value
