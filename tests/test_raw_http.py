@@ -170,3 +170,18 @@ def test_made_up_requests_never_get_a_5xx(
 def test_the_server_is_whole_after_the_fuzzing(server: SpigotProcess, tmp_path: Path) -> None:
     still_serving(server)
     assert server.proc.poll() is None
+
+
+@pytest.mark.parametrize("expect", [b"\x80", b"teapot"])
+def test_an_unmet_expectation_is_a_json_417(server: SpigotProcess, expect: bytes) -> None:
+    """aiohttp's own answer was plain text with the value in it, and a 500 for non-UTF-8."""
+    head = b"GET /files/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\nExpect: " + expect
+    answer = exchange(server, head + b"\r\n\r\n")
+    assert statuses(answer) == [417]
+    body = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+    assert body["error"]["code"] == "expectation_failed"
+
+
+def test_100_continue_on_a_route_without_a_body_goes_on(server: SpigotProcess) -> None:
+    head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\nExpect: 100-continue\r\n\r\n"
+    assert statuses(exchange(server, head)) == [100, 200]

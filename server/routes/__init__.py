@@ -6,6 +6,7 @@ links are their own signature) are the only routes without a guard.
 """
 
 from aiohttp import web
+from aiohttp.web_urldispatcher import _default_expect_handler
 
 from ..auth import Need, guarded, principal_of
 from ..auth.principal import SCOPES
@@ -33,7 +34,7 @@ from .metrics import metrics
 from .proxy import proxy, upstream_session
 from .sign import sign
 from .tus import is_tus, method_override, tus_create, tus_delete, tus_head, tus_options, tus_patch
-from .uploads import expect_continue, post_file, put_file
+from .uploads import expect_continue, expect_only_continue, post_file, put_file
 
 # A `post` link fills one direct upload by form POST; it makes nothing else (see create).
 UPLOAD = Need(("upload",), links=(links.UPLOAD, links.POST))
@@ -129,3 +130,8 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/sign", guarded(SIGN, sign))
     add_presign_routes(app)
     add_web_routes(app)  # the page at / (open: it asks for a token itself)
+    # aiohttp takes an expect handler per route only; every route left with its default
+    # gets spigot's, which answers in JSON like the rest (uploads.expect_only_continue).
+    for route in r.routes():
+        if route._expect_handler is _default_expect_handler:
+            route._expect_handler = expect_only_continue

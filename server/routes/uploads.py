@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp import BodyPartReader, HttpVersion11, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from storage import Upload, UploadInfo, UploadSpec
@@ -90,6 +90,18 @@ def expect_continue(need: Need) -> ExpectHandler:
         return None
 
     return expect
+
+
+async def expect_only_continue(request: web.Request) -> web.StreamResponse | None:
+    """The answer to `Expect` on every route that takes no upload: `100-continue` goes on,
+    anything else is a JSON 417. aiohttp's own handler answered in plain text with the
+    header's value in it, and a value that was not UTF-8 made that a 500."""
+    if request.headers.get("Expect", "").lower() == "100-continue":
+        if request.version == HttpVersion11:
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        return None
+    message = "the only expectation this server meets is 100-continue"
+    return ApiError(417, "expectation_failed", message).response()
 
 
 def one_shot_cap(request: web.Request) -> int:
