@@ -135,13 +135,15 @@ def main(argv: list[str] | None = None) -> None:
             )
         # Imported only now: with --workers, prometheus_client must not be loaded before
         # the parent has chosen where the workers keep their samples (serving/workers.py).
-        from .serving import run
+        from .serving import logs, run
 
         try:
             run(settings)
         except StorageUnavailable as exc:  # no such bucket, credentials refused, ...
+            logs.flush()
             parser.exit(1, f"spigot: error: storage {settings.storage}: {exc}\n")
         except OSError as exc:  # port in use, storage not writable, ...
+            logs.flush()
             parser.exit(1, f"spigot: error: {exc}\n")
 
 

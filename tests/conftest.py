@@ -5,13 +5,14 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import HTTP
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import boto3
 import pytest
@@ -186,29 +187,38 @@ class SpigotProcess:
     url: str
     data_dir: Path
     proc: subprocess.Popen[str]
+    stderr: IO[bytes]  # an unnamed file: a pipe nobody drains would stop the server
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
+    def log(self) -> str:
+        """Everything the server has written to stderr so far. pread leaves the offset,
+        which the server's descriptor shares, where the server's next line goes."""
+        fd = self.stderr.fileno()
+        return os.pread(fd, os.fstat(fd).st_size, 0).decode("utf-8", "replace")
+
 
 def start_spigot(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> SpigotProcess:
+    stderr = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the process)
     proc = subprocess.Popen(
         [sys.executable, "-m", "server", "serve", "--port", "0", "--storage", str(data_dir), *args],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
         text=True,
         cwd=ROOT,
         env={**os.environ, "SPIGOT_LOG_LEVEL": "warning", **(env or {})},
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
+    started = SpigotProcess(url="", data_dir=data_dir, proc=proc, stderr=stderr)
     if not line.startswith("spigot serving "):
         proc.kill()
-        raise RuntimeError(
-            f"spigot did not start: {line!r} {proc.stderr.read() if proc.stderr else ''}"
-        )
-    return SpigotProcess(url=line.split()[2], data_dir=data_dir, proc=proc)
+        proc.wait()
+        raise RuntimeError(f"spigot did not start: {line!r} {started.log()}")
+    started.url = line.split()[2]
+    return started
 
 
 def stop_spigot(server: SpigotProcess) -> None:

@@ -21,7 +21,7 @@ import subprocess
 import textwrap
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import aiohttp
@@ -351,7 +351,7 @@ def test_spigot_413_reaches_the_client_as_json(front: Front, tmp_path: Path) -> 
 
 
 def test_tus_js_client_through_nginx(front: Front) -> None:
-    through = SpigotProcess(url=front.http, data_dir=front.data, proc=front.spigot.proc)
+    through = replace(front.spigot, url=front.http)
     node_test(through, "tus.test.mjs", 6)
 
 

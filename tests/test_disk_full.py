@@ -114,6 +114,5 @@ def test_a_full_disk(small_disk: Path) -> None:
         assert status == 200 and body == kept
     finally:
         stop_spigot(server)
-    assert server.proc.stderr is not None
-    log = server.proc.stderr.read()
+    log = server.log()
     assert "Traceback" not in log and "no space left" in log and "read-only" in log

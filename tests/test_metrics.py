@@ -219,8 +219,7 @@ def test_json_logs_carry_the_request_and_no_secret(data_dir: Path) -> None:
         assert refused.value.headers["X-Request-ID"] == "trace-42"
     finally:
         stop_spigot(server)
-    assert server.proc.stderr is not None
-    logged = server.proc.stderr.read()
+    logged = server.log()
     assert secret not in logged and tok not in logged
     lines = [json.loads(line) for line in logged.splitlines() if line.startswith("{")]
     access = [line for line in lines if line.get("request_id") == "trace-42"]

@@ -40,6 +40,7 @@ def run(settings: Settings) -> None:
     except StorageUnavailable as exc:
         if inherited is None:
             raise
+        logs.flush()
         print(f"spigot: error: storage {settings.storage}: {exc}", file=sys.stderr)
         raise SystemExit(STARTUP_FAILED) from None
 

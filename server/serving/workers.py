@@ -35,6 +35,7 @@ import time
 from types import FrameType
 
 from ..settings import Settings
+from . import logs
 
 log = logging.getLogger("spigot")
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -83,6 +84,7 @@ def supervise(settings: Settings, sock: socket.socket) -> None:
         on_signal(signal.SIGTERM, None)
         for child, _ in children.values():
             child.wait()
+        logs.flush()
         raise SystemExit("spigot: error: the workers did not start (see above)")
     print(
         f"spigot serving http://{shown}:{port} storage={where} workers={settings.workers}",
