@@ -3,18 +3,18 @@ reading costs log lines, counted and reported, never a request."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import logging
 import os
-import queue
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-from server.serving.logs import DroppingQueueHandler, JsonFormatter, LogWriter
+from server.serving.logs import BackgroundHandler, JsonFormatter
 from tests import processes
 from tests.conftest import ROOT
 
@@ -39,18 +39,18 @@ def test_a_log_nobody_reads_does_not_stop_the_server(data_dir: Path) -> None:
         host, port = url.removeprefix("http://").split(":")
         conn = http.client.HTTPConnection(host, int(port), timeout=5)
         for n in range(REQUESTS):
-            get_healthz(conn, n)
-        # Now read. The writer resumes; ask until a request's line gets out, which means
-        # everything logged before it is written or counted.
+            get_healthz(conn, f"early-{n}")
+        # Now read. The writer resumes; ask until a new request's line gets out, so that
+        # every line before it was logged, and is written or counted.
         chunks: list[bytes] = []
         reader = threading.Thread(target=drain, args=(proc.stderr.fileno(), chunks))
         reader.start()
         sent, deadline = REQUESTS, time.monotonic() + 10
-        while f'"{sent - 1:05d}x'.encode() not in b"".join(chunks):
+        while b'"late-' not in b"".join(chunks):
             assert time.monotonic() < deadline, "no request's line got out"
-            time.sleep(0.05)
-            get_healthz(conn, sent)
+            get_healthz(conn, f"late-{sent}")
             sent += 1
+            time.sleep(0.05)
         conn.close()
     finally:
         processes.stop(proc)
@@ -65,8 +65,8 @@ def test_a_log_nobody_reads_does_not_stop_the_server(data_dir: Path) -> None:
     assert dropped + written == sent  # each request's line is written or counted
 
 
-def get_healthz(conn: http.client.HTTPConnection, n: int) -> None:
-    conn.request("GET", "/healthz", headers={"User-Agent": f"{n:05d}" + "x" * 200})
+def get_healthz(conn: http.client.HTTPConnection, agent: str) -> None:
+    conn.request("GET", "/healthz", headers={"User-Agent": agent + "x" * 200})
     resp = conn.getresponse()
     assert resp.status == 200 and json.loads(resp.read())["status"] == "ok"
 
@@ -77,44 +77,49 @@ def drain(fd: int, into: list[bytes]) -> None:
 
 
 def test_a_full_queue_drops_and_counts() -> None:
-    records: queue.Queue[logging.LogRecord | None] = queue.Queue(2)
-    handler = DroppingQueueHandler(records)
-    log = logging.getLogger("tests.logs.full")
-    log.addHandler(handler)
-    log.propagate = False
-    try:
-        for n in range(5):
-            log.warning("line %d", n)
-    finally:
-        log.removeHandler(handler)
-    assert [r.msg for r in (records.get_nowait(), records.get_nowait())] == ["line 0", "line 1"]
-    assert handler.take_dropped() == 3
-    assert handler.take_dropped() == 0
-
-
-def test_a_queued_traceback_stays_the_json_line_s_exception() -> None:
-    """The record is made plain data before it is queued, the traceback text apart from
-    the message, so a JSON line's "message" stays one line; `flush` returns once it is
-    written."""
-    records: queue.Queue[logging.LogRecord | None] = queue.Queue(4)
-    handler = DroppingQueueHandler(records)
+    """The writer is stuck on a full pipe; past the limit a line is dropped, and once the
+    pipe is read the lines kept come out, then how many were not."""
     read_end, write_end = os.pipe()
-    writer = LogWriter(records, handler, JsonFormatter(), write_end)
-    writer.start()
+    os.set_blocking(write_end, False)
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            os.write(write_end, b"-" * 4096)
+    os.set_blocking(write_end, True)
+    handler = BackgroundHandler(write_end, limit=2 * len(b"line 0\n"))
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    for n in range(5):
+        handler.handle(logging.LogRecord("t", logging.INFO, "f", 1, "line %d", (n,), None))
+    chunks: list[bytes] = []
+    reader = threading.Thread(target=drain, args=(read_end, chunks))
+    reader.start()
+    handler.flush(timeout=5)
+    handler.close()
+    os.close(write_end)
+    reader.join(5)
+    assert b"".join(chunks).lstrip(b"-").decode().splitlines() == [
+        "line 0",
+        "line 1",
+        "3 log lines were dropped: the log's reader was not keeping up",
+    ]
+
+
+def test_a_traceback_is_the_json_line_s_exception_and_flush_waits_for_it() -> None:
+    read_end, write_end = os.pipe()
+    handler = BackgroundHandler(write_end)
+    handler.setFormatter(JsonFormatter())
     try:
         raise ValueError("the cause")
     except ValueError:
         record = logging.LogRecord("spigot", logging.ERROR, "f", 1, "failed %s", ("x",), None)
         record.exc_info = sys.exc_info()
         handler.handle(record)
-    writer.flush(timeout=5)
+    handler.flush(timeout=5)
     os.set_blocking(read_end, False)
     (written,) = os.read(read_end, PIPE_BYTES).splitlines()  # all there, without waiting
     line = json.loads(written)
     assert line["message"] == "failed x" and line["level"] == "error"
     assert line["exception"].startswith("Traceback (most recent call last):")
     assert line["exception"].endswith("ValueError: the cause")
-    writer.close()
-    assert not writer.is_alive()
+    handler.close()
     os.close(read_end)
     os.close(write_end)
