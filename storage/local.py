@@ -21,13 +21,12 @@ import hashlib
 import json
 import os
 import secrets
-import tempfile
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, TextIO, TypeVar
 
 from .base import ByteSink, DataStore, MovableBody, StoredPart, Upload, UploadInfo, UploadSpec
 from .budget import BatchBudget
@@ -125,9 +124,18 @@ class LocalStore(DelegatesDirect, DataStore):
             raise StorageUnavailable(f"{self.root} is not writable: {exc.strerror}") from None
 
     def _probe(self) -> None:
-        fd, name = tempfile.mkstemp(dir=self._tmp, prefix="ready-")
-        os.close(fd)
-        os.unlink(name)
+        with self._open_temp(self._tmp / f"ready-{secrets.token_hex(4)}") as f:
+            os.unlink(f.name)
+
+    def _open_temp(self, path: Path) -> TextIO:
+        """A new file in `.tmp/`, made again if it has gone: a cleaner of old files
+        (systemd-tmpfiles, tmpreaper) removes an idle store's empty `.tmp/`, and every
+        upload would then fail until a restart."""
+        try:
+            return open(path, "w", encoding="utf-8")
+        except FileNotFoundError:
+            self._tmp.mkdir(exist_ok=True)
+            return open(path, "w", encoding="utf-8")
 
     def _prepare_root(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -181,7 +189,7 @@ class LocalStore(DelegatesDirect, DataStore):
         `durable`, on disk before this returns. Blocking: call through the pool."""
         tmp = self._tmp / f"{info.id}.{secrets.token_hex(4)}"
         try:
-            with open(tmp, "w", encoding="utf-8") as f:
+            with self._open_temp(tmp) as f:
                 json.dump(info.to_json(), f, separators=(",", ":"))
                 if durable:
                     f.flush()

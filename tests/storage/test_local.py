@@ -55,6 +55,19 @@ async def test_start_cleans_temp_and_orphans(data_dir: Path) -> None:
     assert stored_files(data_dir) == [fresh_orphan.name]
 
 
+async def test_a_removed_temp_directory_is_made_again(store: LocalStore, data_dir: Path) -> None:
+    """As a cleaner of old files (systemd-tmpfiles) removes an idle store's empty `.tmp/`:
+    the next upload, and the readiness probe, make it again rather than fail."""
+    (data_dir / ".tmp").rmdir()
+    await store.check_ready()
+    (data_dir / ".tmp").rmdir()
+    upload = await store.create(UploadSpec(name="after.bin", length=5))
+    await upload.append(0, chunks(b"12345"))
+    info = await upload.finish()
+    assert (data_dir / info.id).read_bytes() == b"12345" and info.sha256 == sha256(b"12345")
+    assert stored_files(data_dir) == sorted([info.id, f"{info.id}.info"])
+
+
 def test_ids_are_unguessable_and_url_safe() -> None:
     ids = {new_id() for _ in range(10_000)}
     assert len(ids) == 10_000
