@@ -35,7 +35,12 @@ def create_app(settings: Settings, store: DataStore, hooks: Hooks | None = None)
     middlewares = [observe, drain.middleware, close_after_move, json_errors]
     if settings.cors_origin:
         middlewares.insert(2, cors.preflight)
-    app = web.Application(middlewares=middlewares, handler_args={"read_bufsize": READ_BUFSIZE})
+    # A body is stored as sent, as nginx, tusd and S3 store it. aiohttp would otherwise
+    # decode a Content-Encoding: a gzip body stored no longer matched its Content-Length
+    # (or a tus offset), a bomb's few bytes became gigabytes on disk, and bytes that were
+    # not gzip at all were a 500.
+    handler_args = {"read_bufsize": READ_BUFSIZE, "auto_decompress": False}
+    app = web.Application(middlewares=middlewares, handler_args=handler_args)
     app[DRAIN] = drain
     if settings.cors_origin:
         app.on_response_prepare.append(cors.add_headers)

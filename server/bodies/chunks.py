@@ -203,8 +203,8 @@ class RawBody:
         request = self._request
         if self._started or not isinstance(request, web.Request):
             return False
-        if request.app[SETTINGS].no_direct_receive or "Content-Encoding" in request.headers:
-            return False  # aiohttp would decompress an encoded body; a direct read would not
+        if request.app[SETTINGS].no_direct_receive:
+            return False
         declared = request.content_length
         if declared is None or declared < MOVE_MIN:
             return False
