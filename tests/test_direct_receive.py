@@ -239,13 +239,19 @@ def test_a_checksummed_patch_is_all_or_nothing(server: SpigotProcess) -> None:
     assert download(server, path) == data
 
 
-def test_a_patch_past_the_length_is_refused_with_what_fits_kept(server: SpigotProcess) -> None:
+def test_a_patch_declared_past_the_length_is_refused_before_a_byte(
+    server: SpigotProcess,
+) -> None:
+    """As tusd: what fits is not kept, for it would complete the upload with bytes sent
+    for something else."""
     data = os.urandom(3 * MIB)
     path = create(server, 2 * MIB)
     status, _, body = patch(server, path, 0, data)
     assert status == 413
     assert json.loads(body)["error"]["code"] == "length_exceeded"
-    assert offset_of(server, path) == 2 * MIB
+    assert offset_of(server, path) == 0
+    status, headers, _ = patch(server, path, 0, data[: 2 * MIB])
+    assert (status, headers["Upload-Offset"]) == (204, str(2 * MIB))
     assert download(server, path) == data[: 2 * MIB]
 
 

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import os
 import time
+from collections.abc import AsyncIterator
 from email.utils import parsedate_to_datetime
 
 import pytest
@@ -205,8 +206,17 @@ async def test_patch_rules(client: Client) -> None:
     assert conflict.headers["Upload-Offset"] == "5"
     assert await error_code(conflict) == "offset_mismatch"
     too_long = await patch(client, upload_id, 5, b"678901")
-    assert too_long.status == 413
-    assert (await head(client, upload_id)).headers["Upload-Offset"] == "10"
+    assert too_long.status == 413 and await error_code(too_long) == "length_exceeded"
+    assert (await head(client, upload_id)).headers["Upload-Offset"] == "5"  # none taken
+
+    async def chunked() -> AsyncIterator[bytes]:  # no Content-Length to refuse it by
+        yield b"678"
+        yield b"901"
+
+    too_long = await patch(client, upload_id, 5, chunked())  # type: ignore[arg-type]
+    assert too_long.status == 413 and await error_code(too_long) == "length_exceeded"
+    assert (await head(client, upload_id)).headers["Upload-Offset"] == "10"  # what fit
+    assert await (await client.get(url)).read() == b"1234567890"
     no_version = await client.patch(url, data=b"", headers={"Content-Type": PATCH["Content-Type"]})
     assert no_version.status == 412
 
