@@ -336,6 +336,17 @@ def test_inconsistent_length_on_append_is_400_problem(
     assert head(server, url)["Upload-Offset"] == "2"
 
 
+def test_an_append_past_the_length_is_refused_before_a_byte(server: SpigotProcess) -> None:
+    url = create(server, body=b"ab", **{"Upload-Length": "10"})["Location"]
+    answer = final(append(server, url, 2, b"cdefghijk", complete=False))
+    assert answer.status == 400
+    code, body = error_of(answer)
+    assert code == "inconsistent_length"
+    assert body["type"] == PROBLEM_BASE + "inconsistent-upload-length"
+    assert head(server, url)["Upload-Offset"] == "2"  # none of it kept
+    assert final(append(server, url, 2, b"cdefghij", complete=True)).status == 201
+
+
 def test_append_to_completed_upload(server: SpigotProcess) -> None:
     url = create(server, body=b"ab")["Location"]
     final(append(server, url, 2, b"", complete=True))

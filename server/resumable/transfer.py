@@ -59,6 +59,12 @@ def implied_length(
             "Upload-Length, Content-Length and the upload's length disagree",
             {**rufh.completeness_header(version, False)},
         )
+    if known and request.content_length is not None and offset + request.content_length > known[0]:
+        # Refused before a byte is taken, as a tus PATCH is (routes/tus.py).
+        raise inconsistent_length(
+            f"the content goes past the upload's length of {known[0]} bytes",
+            {**rufh.completeness_header(version, False)},
+        )
     return known[0] if known else None
 
 
