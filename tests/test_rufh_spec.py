@@ -347,6 +347,18 @@ def test_an_append_past_the_length_is_refused_before_a_byte(server: SpigotProces
     assert final(append(server, url, 2, b"cdefghij", complete=True)).status == 201
 
 
+def test_a_chunked_append_past_the_length_keeps_what_fits(server: SpigotProcess) -> None:
+    url = create(server, body=b"ab", **{"Upload-Length": "10"})["Location"]
+    chunked = {"Transfer-Encoding": "chunked"}  # no Content-Length to refuse it by
+    answer = final(append(server, url, 2, b"cdefghijk", complete=False, **chunked))
+    assert answer.status == 400
+    assert answer["Content-Type"].startswith("application/problem+json")
+    assert error_of(answer)[1]["type"] == PROBLEM_BASE + "inconsistent-upload-length"
+    assert answer["Upload-Offset"] == "10"
+    assert head(server, url)["Upload-Complete"] == "?1"  # the next request finishes it
+    assert download(server, url) == b"abcdefghij"
+
+
 def test_append_to_completed_upload(server: SpigotProcess) -> None:
     url = create(server, body=b"ab")["Location"]
     final(append(server, url, 2, b"", complete=True))

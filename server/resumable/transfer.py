@@ -8,7 +8,7 @@ import hmac
 from aiohttp import web
 
 from storage import Upload
-from storage.errors import ChecksumMismatch
+from storage.errors import ChecksumMismatch, LengthExceeded
 from storage.hashing import ChunkVerifier
 
 from ..context import lifecycle_of
@@ -90,6 +90,11 @@ async def take(
             400,
             "digest_mismatch",
             "the content does not match Content-Digest; none of it was kept",
+            state(request, version, upload.info),
+        ) from None
+    except LengthExceeded:  # a chunked body: what fits is kept, and the offset says so
+        raise inconsistent_length(
+            f"the content goes past the upload's length of {upload.info.length} bytes",
             state(request, version, upload.info),
         ) from None
     info = upload.info
