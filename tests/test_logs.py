@@ -103,6 +103,29 @@ def test_a_full_queue_drops_and_counts() -> None:
     ]
 
 
+def test_a_non_blocking_stderr_that_is_full_loses_nothing() -> None:
+    """A parent may hand over a stderr in non-blocking mode: the writer then waits for
+    room rather than take "would block" for a closed log."""
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            os.write(write_end, b"-" * 4096)
+    handler = BackgroundHandler(write_end)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    for n in range(5):
+        handler.handle(logging.LogRecord("t", logging.INFO, "f", 1, "line %d", (n,), None))
+    time.sleep(0.1)  # the writer has met the full pipe
+    chunks: list[bytes] = []
+    reader = threading.Thread(target=drain, args=(read_end, chunks))
+    reader.start()
+    handler.flush(timeout=5)
+    handler.close()
+    os.close(write_end)
+    reader.join(5)
+    assert b"".join(chunks).lstrip(b"-").decode().splitlines() == [f"line {n}" for n in range(5)]
+
+
 def test_a_traceback_is_the_json_line_s_exception_and_flush_waits_for_it() -> None:
     read_end, write_end = os.pipe()
     handler = BackgroundHandler(write_end)

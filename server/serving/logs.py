@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import select
 import sys
 import threading
 import time
@@ -131,11 +132,13 @@ class BackgroundHandler(logging.Handler):
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
-        try:
-            while view:
+        while view:
+            try:
                 view = view[os.write(self.fd, view) :]
-        except OSError:  # stderr closed: there is nowhere left to say so
-            pass
+            except BlockingIOError:  # a stderr its parent made non-blocking: wait here
+                select.select([], [self.fd], [], 1.0)
+            except OSError:  # stderr closed: there is nowhere left to say so
+                return
 
     def flush(self, timeout: float = EXIT_FLUSH_SECONDS) -> None:
         """Wait, at most `timeout`, until every line logged so far is written."""
