@@ -215,8 +215,7 @@ async def test_patch_rules(client: Client) -> None:
 
     too_long = await patch(client, upload_id, 5, chunked())  # type: ignore[arg-type]
     assert too_long.status == 413 and await error_code(too_long) == "length_exceeded"
-    assert (await head(client, upload_id)).headers["Upload-Offset"] == "10"  # what fit
-    assert await (await client.get(url)).read() == b"1234567890"
+    assert await (await client.get(url)).read() == b"1234567890"  # what fit, finished
     no_version = await client.patch(url, data=b"", headers={"Content-Type": PATCH["Content-Type"]})
     assert no_version.status == 412
 

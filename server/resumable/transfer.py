@@ -93,6 +93,8 @@ async def take(
             state(request, version, upload.info),
         ) from None
     except LengthExceeded:  # a chunked body: what fits is kept, and the offset says so
+        if upload.info.offset == upload.info.length:
+            await finish(request, version, upload)
         raise inconsistent_length(
             f"the content goes past the upload's length of {upload.info.length} bytes",
             state(request, version, upload.info),

@@ -23,7 +23,7 @@ from storage import (
     UploadInfo,
     UploadSpec,
 )
-from storage.errors import ChecksumMismatch
+from storage.errors import ChecksumMismatch, LengthExceeded
 from storage.hashing import ChunkVerifier
 from storage.names import sanitize_name
 
@@ -323,6 +323,10 @@ async def append_body(request: web.Request, upload_id: str, offset: int) -> Uplo
         raise tus_error(
             460, "checksum_mismatch", "the chunk does not match Upload-Checksum"
         ) from None
+    except LengthExceeded:  # a chunked body ran past: what fit is kept, and may complete it
+        if info.offset == info.length:
+            await finish(request, upload)
+        raise
     if info.length is not None and info.offset == info.length:
         await finish(request, upload)
     return upload
