@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-from server.serving.logs import BackgroundHandler, JsonFormatter
+from server.serving.logs import QUEUE_BYTES, BackgroundHandler, JsonFormatter
 from tests import processes
 from tests.conftest import ROOT
 
@@ -79,24 +79,7 @@ def drain(fd: int, into: list[bytes]) -> None:
 def test_a_full_queue_drops_and_counts() -> None:
     """The writer is stuck on a full pipe; past the limit a line is dropped, and once the
     pipe is read the lines kept come out, then how many were not."""
-    read_end, write_end = os.pipe()
-    os.set_blocking(write_end, False)
-    with contextlib.suppress(BlockingIOError):
-        while True:
-            os.write(write_end, b"-" * 4096)
-    os.set_blocking(write_end, True)
-    handler = BackgroundHandler(write_end, limit=2 * len(b"line 0\n"))
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    for n in range(5):
-        handler.handle(logging.LogRecord("t", logging.INFO, "f", 1, "line %d", (n,), None))
-    chunks: list[bytes] = []
-    reader = threading.Thread(target=drain, args=(read_end, chunks))
-    reader.start()
-    handler.flush(timeout=5)
-    handler.close()
-    os.close(write_end)
-    reader.join(5)
-    assert b"".join(chunks).lstrip(b"-").decode().splitlines() == [
+    assert five_lines_through_a_full_pipe(blocking=True, limit=2 * len(b"line 0\n")) == [
         "line 0",
         "line 1",
         "3 log lines were dropped: the log's reader was not keeping up",
@@ -106,12 +89,19 @@ def test_a_full_queue_drops_and_counts() -> None:
 def test_a_non_blocking_stderr_that_is_full_loses_nothing() -> None:
     """A parent may hand over a stderr in non-blocking mode: the writer then waits for
     room rather than take "would block" for a closed log."""
+    lines = five_lines_through_a_full_pipe(blocking=False, limit=QUEUE_BYTES)
+    assert lines == [f"line {n}" for n in range(5)]
+
+
+def five_lines_through_a_full_pipe(blocking: bool, limit: int) -> list[str]:
+    """Five lines logged while the pipe is full; the lines that come out once it is read."""
     read_end, write_end = os.pipe()
     os.set_blocking(write_end, False)
     with contextlib.suppress(BlockingIOError):
         while True:
             os.write(write_end, b"-" * 4096)
-    handler = BackgroundHandler(write_end)
+    os.set_blocking(write_end, blocking)
+    handler = BackgroundHandler(write_end, limit)
     handler.setFormatter(logging.Formatter("%(message)s"))
     for n in range(5):
         handler.handle(logging.LogRecord("t", logging.INFO, "f", 1, "line %d", (n,), None))
@@ -123,7 +113,8 @@ def test_a_non_blocking_stderr_that_is_full_loses_nothing() -> None:
     handler.close()
     os.close(write_end)
     reader.join(5)
-    assert b"".join(chunks).lstrip(b"-").decode().splitlines() == [f"line {n}" for n in range(5)]
+    os.close(read_end)
+    return b"".join(chunks).lstrip(b"-").decode().splitlines()
 
 
 def test_a_traceback_is_the_json_line_s_exception_and_flush_waits_for_it() -> None:
