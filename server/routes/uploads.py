@@ -86,10 +86,16 @@ def expect_continue(need: Need) -> ExpectHandler:
             )
         except ApiError as exc:
             return exc.response()
-        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        await send_continue(request)
         return None
 
     return expect
+
+
+async def send_continue(request: web.Request) -> None:
+    """The interim 100, which only an HTTP/1.1 client understands (as aiohttp's own)."""
+    if request.version == HttpVersion11:
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
 
 async def expect_only_continue(request: web.Request) -> web.StreamResponse | None:
@@ -97,8 +103,7 @@ async def expect_only_continue(request: web.Request) -> web.StreamResponse | Non
     anything else is a JSON 417. aiohttp's own handler answered in plain text with the
     header's value in it, and a value that was not UTF-8 made that a 500."""
     if request.headers.get("Expect", "").lower() == "100-continue":
-        if request.version == HttpVersion11:
-            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        await send_continue(request)
         return None
     message = "the only expectation this server meets is 100-continue"
     return ApiError(417, "expectation_failed", message).response()
