@@ -105,6 +105,15 @@ async def receive(
         meter.publish()
 
 
+def runs_past(request: web.Request, offset: int, length: int | None) -> bool:
+    """Whether the body's Content-Length takes it past the upload's length from `offset`.
+    Such a body is refused before a byte is taken, as tusd does: kept, what fits would
+    complete the upload with bytes its client sent for something else. A chunked body
+    cannot be known so; it keeps what fits (the store's LengthExceeded)."""
+    declared = request.content_length
+    return length is not None and declared is not None and offset + declared > length
+
+
 def within_limit(info: UploadInfo, cap: int) -> int:
     """This PATCH's cap: the request cap, and for a deferred-length upload whose creator had
     a lower limit than the server's, no further than that limit."""

@@ -18,7 +18,7 @@ from ..responses import file_json, file_url
 from . import interim
 from .common import state
 from .problems import inconsistent_length
-from .session import receive
+from .session import receive, runs_past
 
 # Where a creation's `Repr-Digest` (sha-256) waits for the upload to complete.
 REPR_KEY = "repr-digest-sha256"
@@ -59,8 +59,7 @@ def implied_length(
             "Upload-Length, Content-Length and the upload's length disagree",
             {**rufh.completeness_header(version, False)},
         )
-    if known and request.content_length is not None and offset + request.content_length > known[0]:
-        # Refused before a byte is taken, as a tus PATCH is (routes/tus.py).
+    if known and runs_past(request, offset, known[0]):
         raise inconsistent_length(
             f"the content goes past the upload's length of {known[0]} bytes",
             {**rufh.completeness_header(version, False)},

@@ -36,7 +36,14 @@ from ..protocol.conditional import http_date
 from ..protocol.media import declared_media_type
 from ..responses import file_url
 from ..resumable.common import limits, version_header
-from ..resumable.session import check_size, exclusive, location, receive, terminate
+from ..resumable.session import (
+    check_size,
+    exclusive,
+    location,
+    receive,
+    runs_past,
+    terminate,
+)
 from ..settings import Settings
 
 T = TypeVar("T")
@@ -296,21 +303,13 @@ async def append_body(request: web.Request, upload_id: str, offset: int) -> Uplo
             raise tus_error(400, "bad_tus_header", "Upload-Length is already set")
         check_size(info.limit or settings.max_upload_size, declared)
         await upload.declare_length(declared)
-    declared_body = request.content_length
-    if (
-        info.length is not None
-        and declared_body is not None
-        and offset == info.offset < info.length  # a complete upload has its own 403
-        and offset + declared_body > info.length
-    ):
-        # As tusd: refused before a byte is taken. Kept, what fits would complete the
-        # upload with a body its client sent for something else. A chunked body that
-        # runs past the length still keeps what fits (the store's LengthExceeded).
+    # (At another offset a 409 follows; a complete upload has its own 403.)
+    if offset == info.offset and not info.is_complete and runs_past(request, offset, info.length):
         raise tus_error(
             413,
             "length_exceeded",
-            f"upload length is {info.length} bytes; {declared_body} more at offset {offset}"
-            " go past it",
+            f"upload length is {info.length} bytes; {request.content_length} more at offset"
+            f" {offset} go past it",
         )
     verify = None
     checksum_header = header(request, "Upload-Checksum")
