@@ -185,3 +185,12 @@ def test_an_unmet_expectation_is_a_json_417(server: SpigotProcess, expect: bytes
 def test_100_continue_on_a_route_without_a_body_goes_on(server: SpigotProcess) -> None:
     head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\nExpect: 100-continue\r\n\r\n"
     assert statuses(exchange(server, head)) == [100, 200]
+
+
+def test_an_http_1_0_client_gets_no_interim_100(server: SpigotProcess) -> None:
+    """A 100 is an HTTP/1.1 answer; an HTTP/1.0 client that sends Expect gets only the
+    final one, on upload routes and the rest alike."""
+    put = b"PUT /files/old.txt HTTP/1.0\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\nabc"
+    assert statuses(exchange(server, put)) == [201]
+    get = b"GET /healthz HTTP/1.0\r\nExpect: 100-continue\r\n\r\n"
+    assert statuses(exchange(server, get)) == [200]
