@@ -10,7 +10,7 @@ from storage import CallObserver, DataStore
 
 from . import cors
 from .auth import authenticator_lifecycle
-from .bodies import close_after_move
+from .bodies import close_if_body_unread
 from .context import LIFECYCLE, SETTINGS, STORE
 from .errors import json_errors
 from .hooks import Hooks, WebHook
@@ -32,7 +32,7 @@ def create_app(settings: Settings, store: DataStore, hooks: Hooks | None = None)
     # CORS costs a middleware and a response hook on every request, so it is wired in only
     # when origins are configured.
     drain = Drain()
-    middlewares = [observe, drain.middleware, close_after_move, json_errors]
+    middlewares = [observe, drain.middleware, close_if_body_unread, json_errors]
     if settings.cors_origin:
         middlewares.insert(2, cors.preflight)
     # A body is stored as sent, as nginx, tusd and S3 store it. aiohttp would otherwise

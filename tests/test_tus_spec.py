@@ -220,6 +220,67 @@ async def test_patch_rules(client: Client) -> None:
     assert no_version.status == 412
 
 
+async def expecting_patch(client: Client, upload_id: str, offset: int, length: int):  # type: ignore[no-untyped-def]
+    """A PATCH that announces `length` bytes and waits for 100 Continue before sending."""
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(
+        f"PATCH /files/{upload_id} HTTP/1.1\r\nHost: t\r\nTus-Resumable: 1.0.0\r\n"
+        f"Content-Type: application/offset+octet-stream\r\nUpload-Offset: {offset}\r\n"
+        f"Content-Length: {length}\r\nExpect: 100-continue\r\n\r\n".encode()
+    )
+    await writer.drain()
+    return reader, writer
+
+
+@pytest.mark.parametrize(
+    ("offset", "length", "status"),
+    [(5, 6, b"413 "), (3, 2, b"409 "), (10, 1, b"403 ")],  # past the length; wrong offset; done
+)
+async def test_a_refused_patch_gets_no_100_continue(
+    client: Client, offset: int, length: int, status: bytes
+) -> None:
+    """As tusd: the refusal is the first answer, so the client never sends the body, and
+    the connection closes, since the body it declared will not come."""
+    upload_id = await create(client, 10)
+    assert (await patch(client, upload_id, 0, b"12345")).status == 204
+    if status == b"403 ":
+        assert (await patch(client, upload_id, 5, b"67890")).status == 204
+    reader, writer = await expecting_patch(client, upload_id, offset, length)
+    try:
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 " + status)
+        assert b"Connection: close" in head
+    finally:
+        writer.close()
+    done = b"1234567890" if status == b"403 " else b"12345"
+    assert (await head_of(client, upload_id)) == str(len(done))
+
+
+async def head_of(client: Client, upload_id: str) -> str:
+    return (await head(client, upload_id)).headers["Upload-Offset"]
+
+
+@pytest.mark.parametrize("size", [5, 2 << 20])  # through aiohttp; moved from the socket
+async def test_an_accepted_patch_gets_its_100_continue_then_stores_the_body(
+    client: Client, size: int
+) -> None:
+    body = os.urandom(size)
+    upload_id = await create(client, size)
+    reader, writer = await expecting_patch(client, upload_id, 0, size)
+    try:
+        interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        writer.write(body)
+        await writer.drain()
+        final = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    finally:
+        writer.close()
+    assert final.startswith(b"HTTP/1.1 204 ")
+    assert f"Upload-Offset: {size}\r\n".encode() in final
+    got = await (await client.get(f"/files/{upload_id}")).read()
+    assert sha256(got) == sha256(body)
+
+
 @pytest.mark.parametrize("algorithm", ["sha1", "md5", "sha256", "crc32"])
 async def test_checksum(client: Client, algorithm: str) -> None:
     import zlib

@@ -2,6 +2,7 @@
 writes files, taken from the socket into the file in a pool thread (`direct`)."""
 
 from .chunks import (
+    CONTINUE_DUE,
     MOVED,
     RECEIVE,
     Meter,
@@ -9,16 +10,19 @@ from .chunks import (
     arriving,
     broken_body,
     check_declared_length,
-    close_after_move,
+    close_if_body_unread,
+    continue_if_due,
     discard_part,
     part_chunks,
     raw_chunks,
     read_json,
+    send_continue,
     stalled,
     too_large,
 )
 
 __all__ = [
+    "CONTINUE_DUE",
     "MOVED",
     "RECEIVE",
     "Meter",
@@ -26,11 +30,13 @@ __all__ = [
     "arriving",
     "broken_body",
     "check_declared_length",
-    "close_after_move",
+    "close_if_body_unread",
+    "continue_if_due",
     "discard_part",
     "part_chunks",
     "raw_chunks",
     "read_json",
+    "send_continue",
     "stalled",
     "too_large",
 ]

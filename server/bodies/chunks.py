@@ -19,7 +19,7 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from aiohttp import BodyPartReader, StreamReader, web
+from aiohttp import BodyPartReader, HttpVersion11, StreamReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.streams import EmptyStreamReader
 from aiohttp.typedefs import Handler
@@ -142,6 +142,25 @@ class _Moved:
 
 MOVED = web.RequestKey("body_moved", _Moved)  # the body left aiohttp: close after the answer
 
+# Set by an expect handler that defers its interim 100 to the first read of the body: the
+# upload routes whose refusals depend on the upload's state (a PATCH past its length, at the
+# wrong offset), known only once the handler has looked. Go's net/http, and so tusd, does
+# the same: a refused client is never told to send.
+CONTINUE_DUE = web.RequestKey("continue_due", bool)
+
+
+async def send_continue(request: web.BaseRequest) -> None:
+    """The interim 100, which only an HTTP/1.1 client understands (as aiohttp's own)."""
+    if request.version == HttpVersion11:
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+
+async def continue_if_due(request: web.BaseRequest) -> None:
+    """Before the first byte of the body is read: the 100 its expect handler deferred."""
+    if request.get(CONTINUE_DUE):
+        request[CONTINUE_DUE] = False
+        await send_continue(request)
+
 
 class RawBody:
     """The body as received, any content type (form-encoded bodies are not parsed).
@@ -177,6 +196,7 @@ class RawBody:
         request = self._request
         stream = request.content
         window = 0
+        await continue_if_due(request)
         RECEIVE.join()
         try:
             while True:
@@ -226,6 +246,7 @@ class RawBody:
         self._started = True
         declared = request.content_length
         limit = request.app[SETTINGS].network_timeout
+        await continue_if_due(request)
         try:
             receiver = DirectReceiver(sock)
         except OSError as exc:  # out of descriptors: nothing is taken yet
@@ -287,10 +308,14 @@ class RawBody:
 
 
 @web.middleware
-async def close_after_move(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def close_if_body_unread(request: web.Request, handler: Handler) -> web.StreamResponse:
     """After a moved body the response says `Connection: close` and the connection ends:
-    aiohttp's parser still waits for bytes that went into a file."""
+    aiohttp's parser still waits for bytes that went into a file. So it does when the client
+    was never sent the 100 it waited for: it will not send the body it declared (RFC 9110
+    10.1.1 has the server say whether it keeps reading; Go's net/http closes too)."""
     response = await handler(request)
+    if request.get(CONTINUE_DUE):
+        response.force_close()
     if (moved := request.get(MOVED)) is not None:
         response.force_close()
         if moved.left > 0:

@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from aiohttp import BodyPartReader, HttpVersion11, MultipartReader, web
+from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from storage import Upload, UploadInfo, UploadSpec
@@ -21,6 +21,7 @@ from storage.names import sanitize_name
 
 from ..auth import Need, authenticate, check_upload_type, principal_of, upload_cap
 from ..bodies import (
+    CONTINUE_DUE,
     Meter,
     arriving,
     broken_body,
@@ -28,6 +29,7 @@ from ..bodies import (
     discard_part,
     part_chunks,
     raw_chunks,
+    send_continue,
 )
 from ..context import lifecycle_of, settings_of, store_of
 from ..errors import ApiError
@@ -67,13 +69,17 @@ async def put_file(request: web.Request) -> web.Response:
 ExpectHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
 
 
-def expect_continue(need: Need) -> ExpectHandler:
+def expect_continue(need: Need, *, defer: bool = False) -> ExpectHandler:
     """Answer `Expect: 100-continue` with the 401/403 a request would get, or 413 when the
     declared body is over the caller's cap.
 
     curl asks before sending a large body; refusing here means not one byte is sent. aiohttp
     runs this before the route's handler, so the guard's check is made here too (once: the
     handler finds the principal already decided).
+
+    With `defer`, the 100 waits for the handler's first read of the body: a resumable
+    append is refused for what only its upload can say (a length overrun, a wrong offset,
+    a finished upload), and such a client must not be told to send first.
     """
 
     async def expect(request: web.Request) -> web.StreamResponse | None:
@@ -86,16 +92,13 @@ def expect_continue(need: Need) -> ExpectHandler:
             )
         except ApiError as exc:
             return exc.response()
-        await send_continue(request)
+        if defer and request.content_length != 0:
+            request[CONTINUE_DUE] = True
+        else:
+            await send_continue(request)
         return None
 
     return expect
-
-
-async def send_continue(request: web.Request) -> None:
-    """The interim 100, which only an HTTP/1.1 client understands (as aiohttp's own)."""
-    if request.version == HttpVersion11:
-        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
 
 async def expect_only_continue(request: web.Request) -> web.StreamResponse | None:
