@@ -235,8 +235,13 @@ class DataStore(ABC):
         """Open an existing upload. Raises UploadNotFound for unknown or malformed ids."""
 
     @abstractmethod
-    def list_uploads(self) -> AsyncIterator[UploadInfo]:
-        """Yield every upload's info, lazily: a store may hold millions."""
+    def list_uploads(self, after: str | None = None) -> AsyncIterator[UploadInfo]:
+        """Yield every upload's info, lazily: a store may hold millions.
+
+        With `after` (an id, or "" for the start) only the uploads whose ids sort after it
+        come, in id order: a page of a listing picks up where the last one ended, however
+        the store changed in between. Without it the order is the store's cheapest.
+        """
 
     async def start(self) -> None:  # noqa: B027 - optional hook, deliberately empty
         """Prepare the backend (create directories, check credentials, clean leftovers)."""

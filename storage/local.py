@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import errno
 import hashlib
+import heapq
 import json
 import os
 import secrets
@@ -68,6 +69,7 @@ READ_CHUNK = 256 << 10
 UNBOUNDED = 1 << 62  # how far a body of no declared upload length may go
 ORPHAN_AGE = 3600.0  # a data file without a sidecar this old is a crashed create
 TOMBSTONE_AGE = 7 * 86400.0  # how long a gone upload keeps answering 410 rather than 404
+LIST_BATCH = 256  # infos loaded per pool hand-off when listing
 
 
 class LocalStore(DelegatesDirect, DataStore):
@@ -257,13 +259,17 @@ class LocalStore(DelegatesDirect, DataStore):
         self._finished.forget(upload_id)
         self.open_files.forget(upload_id)
 
-    async def list_uploads(self) -> AsyncIterator[UploadInfo]:
+    async def list_uploads(self, after: str | None = None) -> AsyncIterator[UploadInfo]:
+        if after is not None:
+            async for info in self._list_after(after):
+                yield info
+            return
         # One directory iterator, advanced a batch at a time in the pool: memory stays at
         # one batch however many uploads the directory holds. Batches run one after
         # another, never concurrently, so the iterator is never shared between threads.
         entries = await self.run_blocking(os.scandir, self.root)
         try:
-            while batch := await self.run_blocking(self._next_infos, entries, 256):
+            while batch := await self.run_blocking(self._next_infos, entries, LIST_BATCH):
                 for info in batch:
                     yield info
         finally:
@@ -301,6 +307,29 @@ class LocalStore(DelegatesDirect, DataStore):
         size = await self.run_blocking(_copy_files, paths, final.local_path())
         final.info.offset = size
         return final.info
+
+    async def _list_after(self, after: str) -> AsyncIterator[UploadInfo]:
+        # A directory has no order, so each batch is the next LIST_BATCH ids after the
+        # last, picked from a whole scan with a bounded heap: memory stays at one batch,
+        # and a page of a listing costs a few scans of names, not a sort of all of them.
+        while True:
+            batch, after = await self.run_blocking(self._infos_after, after, LIST_BATCH)
+            if not after:
+                return
+            for info in batch:
+                yield info
+
+    def _infos_after(self, after: str, want: int) -> tuple[list[UploadInfo], str]:
+        """The infos of the next `want` ids after `after`, and the last of those ids ("" when
+        there are none)."""
+        with os.scandir(self.root) as entries:
+            infos = (e.name[: -len(".info")] for e in entries if e.name.endswith(".info"))
+            ids = heapq.nsmallest(want, (i for i in infos if i > after and is_valid_id(i)))
+        found: list[UploadInfo] = []
+        for upload_id in ids:
+            with contextlib.suppress(StorageError):  # deleted meanwhile, or corrupt
+                found.append(self._load(upload_id))
+        return found, ids[-1] if ids else ""
 
     def _next_infos(self, entries: Iterator[os.DirEntry[str]], want: int) -> list[UploadInfo]:
         """Up to `want` infos from the iterator; an empty list only when it is exhausted."""

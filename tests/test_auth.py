@@ -257,6 +257,11 @@ async def test_ownership_matrix(make_client: ClientFactory, backend_store: Backe
     assert [f["id"] for f in only_bob] == [his["id"]]
     ignored = await (await client.get("/files/?owner=bob", headers=alice)).json()
     assert [f["id"] for f in ignored] == [mine["id"]]  # ?owner= is admin's only
+    paged = await client.get("/files/?owner=bob&limit=1", headers=admin)
+    assert [f["id"] for f in await paged.json()] == [his["id"]]
+    assert "Link" not in paged.headers  # bob has one file: a page of one is the last
+    mine_paged = await (await client.get("/files/?limit=1000", headers=alice)).json()
+    assert [f["id"] for f in mine_paged] == [mine["id"]]
 
     unknown = "/files/" + "Z" * 22
     for who, own, other in [(alice, mine, his), (bob, his, mine)]:

@@ -255,6 +255,42 @@ async def test_listing_json_and_ndjson(client: Client) -> None:
     assert sorted(json.loads(line)["id"] for line in lines) == sorted(ids)
 
 
+async def test_listing_in_pages(client: Client) -> None:
+    """`?limit=` pages follow `Link: rel="next"` in id order, each file once, even when
+    files come and go between pages; the last page has no Link."""
+    ids = []
+    for i in range(7):
+        resp = await client.post(f"/files/?name=p{i}", data=b"p" * i)
+        ids.append((await resp.json())["id"])
+    pending = await client.post("/files/", headers={"Tus-Resumable": "1.0.0", "Upload-Length": "9"})
+    assert pending.status == 201  # unfinished: never listed, and never counted in a page
+    ids.sort()
+    first = await client.get("/files/?limit=3")
+    assert first.status == 200 and first.content_type == "application/json"
+    assert [f["id"] for f in await first.json()] == ids[:3]
+    base = str(client.make_url("/files/"))
+    assert first.headers["Link"] == f'<{base}?limit=3&after={ids[2]}>; rel="next"'
+    assert (await client.delete(f"/files/{ids[3]}")).status == 204  # gone between pages
+    second = await client.get(f"/files/?limit=3&after={ids[2]}")
+    assert [f["id"] for f in await second.json()] == ids[4:7]
+    assert "Link" not in second.headers  # nothing after the last: no next page
+    lines = await client.get(
+        f"/files/?after={ids[4]}", headers={"Accept": "application/x-ndjson"}
+    )  # after alone: the default limit
+    got = [json.loads(line)["id"] for line in (await lines.read()).decode().splitlines()]
+    assert got == ids[5:] and "Link" not in lines.headers
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["limit=0", "limit=1001", "limit=x", "limit=", "limit=²", "after=../../etc", "after=abc"],
+)
+async def test_a_bad_page_is_a_400(client: Client, query: str) -> None:
+    resp = await client.get(f"/files/?{query}")
+    assert resp.status == 400
+    assert (await resp.json())["error"]["code"] == "bad_query"
+
+
 async def test_empty_listing(client: Client) -> None:
     resp = await client.get("/files/")
     assert await resp.json() == []

@@ -4,38 +4,80 @@ pieces of a later concatenation), `DELETE /files/{id}` removes one.
 The listing streams: a JSON array or, with `Accept: application/x-ndjson`, one JSON object
 per line; either way no list of files is ever built in memory. Each caller sees their own
 files; `admin` sees everyone's, and `?owner=` narrows that to one owner's.
+
+`?limit=` and `?after=` ask for one page of it, in id order, with the next page's URL in
+`Link` (server/protocol/paging.py). That header goes before the body, so a page, at most
+1,000 files, is gathered before it is sent.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from storage import UploadInfo
+
 from ..auth import owned, principal_of
 from ..context import store_of
+from ..errors import ApiError
+from ..protocol.paging import next_link, parse_page
 from ..responses import file_json, public_base
 
 _FLUSH_AT = 64 << 10
 
 
 async def list_files(request: web.Request) -> web.StreamResponse:
-    ndjson = "application/x-ndjson" in request.headers.get("Accept", "")
+    try:
+        page = parse_page(request.query)
+    except ValueError as exc:
+        raise ApiError(400, "bad_query", str(exc)) from None
+    caller = principal_of(request)
+    only = request.query.get("owner") if caller.admin else None
+
+    async def listed() -> AsyncIterator[UploadInfo]:
+        async for info in store_of(request).list_uploads(page.after if page else None):
+            if not info.is_complete or info.partial:  # partials are pieces of a concatenation
+                continue
+            if not caller.owns(info) or (only is not None and info.owner != only):
+                continue
+            yield info
+
     resp = web.StreamResponse()
+    if page is None:
+        return await _send(request, resp, listed())
+    held: list[UploadInfo] = []
+    async for info in listed():
+        if len(held) == page.limit:  # one more than the page: there is a next one
+            keep = {"owner": only} if only is not None else {}
+            resp.headers["Link"] = next_link(_collection(request), page, held[-1].id, keep)
+            break
+        held.append(info)
+    return await _send(request, resp, _each(held))
+
+
+async def _each(infos: list[UploadInfo]) -> AsyncIterator[UploadInfo]:
+    for info in infos:
+        yield info
+
+
+def _collection(request: web.Request) -> str:
+    return f"{public_base(request)}/files/"
+
+
+async def _send(
+    request: web.Request, resp: web.StreamResponse, infos: AsyncIterator[UploadInfo]
+) -> web.StreamResponse:
+    ndjson = "application/x-ndjson" in request.headers.get("Accept", "")
     resp.content_type = "application/x-ndjson" if ndjson else "application/json"
     resp.charset = "utf-8"
     await resp.prepare(request)
     base = public_base(request)
-    caller = principal_of(request)
-    only = request.query.get("owner") if caller.admin else None
     pending: list[str] = [] if ndjson else ["["]
     size = 0
     first = True
-    async for info in store_of(request).list_uploads():
-        if not info.is_complete or info.partial:  # partials are pieces of a concatenation
-            continue
-        if not caller.owns(info) or (only is not None and info.owner != only):
-            continue
+    async for info in infos:
         line = json.dumps(file_json(info, f"{base}/files/{info.id}"), separators=(",", ":"))
         if ndjson:
             line += "\n"

@@ -257,13 +257,16 @@ class S3Store(DelegatesDirect, DataStore):
         info.offset = stored.offset
         return S3Upload(self, info, stored)
 
-    async def list_uploads(self) -> AsyncIterator[UploadInfo]:
-        async for group in self._groups():
+    async def list_uploads(self, after: str | None = None) -> AsyncIterator[UploadInfo]:
+        # Keys list in order, and every id has the same length, so key order is id order;
+        # "{id}/" sorts after all of that id's keys ("{id}", "{id}.info", ...: "." < "/").
+        start = layout.key(self.prefix, after) + "/" if after else None
+        async for group in self._groups(start):
             if "info" in group:
                 with contextlib.suppress(StorageError):  # deleted meanwhile, or corrupt
                     yield (await self.open(group["id"])).info
 
-    async def _groups(self) -> AsyncIterator[dict[str, Any]]:
+    async def _groups(self, start_after: str | None = None) -> AsyncIterator[dict[str, Any]]:
         """Our objects, one dict per upload id ({suffix: LastModified, "id": id}), a page of
         1,000 keys at a time. Keys are listed in order, so an upload's objects are adjacent."""
         token: str | None = None
@@ -273,6 +276,8 @@ class S3Store(DelegatesDirect, DataStore):
                 "Prefix": f"{self.prefix}/" if self.prefix else "",
                 "MaxKeys": layout.LIST_PAGE,
             }
+            if start_after:
+                params["StartAfter"] = start_after
             if token:
                 params["ContinuationToken"] = token
             page = await self.s3.call("list_objects_v2", **params)

@@ -1,4 +1,4 @@
-"""Byteranges framing, Content-Disposition, the forwarded base URL and ASCII digits."""
+"""Byteranges framing, Content-Disposition, the forwarded base URL, ASCII digits and paging."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.protocol import byteranges, disposition
+from server.protocol import byteranges, disposition, paging
 from server.protocol.forwarded import base_url
 from server.protocol.numerals import is_digits
 from server.protocol.ranges import ByteRange
@@ -126,3 +126,49 @@ def test_base_url(
 )
 def test_digits_are_ascii_digits(text: str, digits: bool) -> None:
     assert is_digits(text) is digits
+
+
+# -- paging ---------------------------------------------------------------------------------
+
+ID = "A" * 22
+
+
+@pytest.mark.parametrize(
+    ("query", "page"),
+    [
+        ({}, None),  # the whole listing, as before pages
+        ({"owner": "bob"}, None),
+        ({"limit": "10"}, paging.Page(10, "")),
+        ({"limit": "1000"}, paging.Page(1000, "")),
+        ({"limit": "0007"}, paging.Page(7, "")),
+        ({"after": ID}, paging.Page(paging.MAX_LIMIT, ID)),
+        ({"after": ""}, paging.Page(paging.MAX_LIMIT, "")),
+        ({"limit": "1", "after": ID}, paging.Page(1, ID)),
+    ],
+)
+def test_parse_page(query: dict[str, str], page: paging.Page | None) -> None:
+    assert paging.parse_page(query) == page
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"limit": "0"},
+        {"limit": "1001"},
+        {"limit": "-1"},
+        {"limit": "1e3"},
+        {"limit": ""},
+        {"limit": "٣"},
+        {"limit": "9" * 5000},  # int() of it would be Python's own ValueError
+        {"after": "A" * 21},
+        {"after": "../" + "A" * 19},
+    ],
+)
+def test_parse_page_refuses(query: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match=r"^(limit|after) must be"):
+        paging.parse_page(query)
+
+
+def test_next_link_keeps_the_other_parameters() -> None:
+    link = paging.next_link("https://x/files/", paging.Page(5, ""), ID, {"owner": "a b&c"})
+    assert link == f'<https://x/files/?owner=a+b%26c&limit=5&after={ID}>; rel="next"'

@@ -204,6 +204,21 @@ async def test_list_uploads_page_by_page(store: Any, monkeypatch: pytest.MonkeyP
     assert len(listed) == 300 and set(listed) == ids
 
 
+async def test_list_uploads_after_an_id_in_id_order(
+    store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(layout, "LIST_PAGE", 64)  # S3: several ListObjectsV2 pages
+    ids = sorted([(await store.create(UploadSpec(name=f"n{i}"))).info.id for i in range(300)])
+    assert [info.id async for info in store.list_uploads(after="")] == ids
+    assert [info.id async for info in store.list_uploads(after=ids[99])] == ids[100:]
+    gone = await store.open(ids[150])
+    await gone.delete()  # a page picks up after its last id, whatever went in between
+    assert [info.id async for info in store.list_uploads(after=ids[99])] == (
+        ids[100:150] + ids[151:]
+    )
+    assert [info.id async for info in store.list_uploads(after=ids[-1])] == []
+
+
 async def test_upload_deleted_by_another_instance_is_not_served(
     store: Any, backend_store: Backend
 ) -> None:
