@@ -21,7 +21,7 @@ from storage.errors import ChecksumMismatch, LockTimeout, StorageUnavailable
 from storage.hashing import ChunkVerifier
 from storage.s3 import S3Store, layout
 from storage.s3.layout import MIB, Part, Tail
-from storage.s3.store import PartWriter
+from storage.s3.parts import PartWriter
 from tests.conftest import BUCKET
 from tests.storage.test_contract import finished_partials
 
