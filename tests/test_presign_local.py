@@ -77,7 +77,7 @@ async def test_a_post_policy_on_disk(
     made = [n for n in backend_store.names() if not n.startswith(".") and not n.endswith(".lock")]
     assert made == [file_id, f"{file_id}.info"]
     data = bytes(range(256)) * 3
-    resp = await client.post(url, data=form(fields, data))
+    resp = await client.post(url, data=form(fields, data), expect100=True)  # sent on its 100
     assert resp.status == 201, await resp.text()
     assert resp.headers["Location"].endswith(f"/files/{file_id}")
     assert resp.headers["ETag"] == f'"{sha256(data)}"'

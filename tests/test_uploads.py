@@ -253,6 +253,65 @@ async def test_expect_continue_under_cap_gets_100(client: Client) -> None:
     assert status == b"HTTP/1.1 201 Created\r\n"
 
 
+async def send_on_100(client: Client, head: bytes, body: bytes) -> tuple[bytes, bytes]:
+    """Send `head`, wait for the interim answer, send `body` on a 100; the first response
+    head and the final one (the same when there was no 100)."""
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    try:
+        writer.write(head)
+        first = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        if not first.startswith(b"HTTP/1.1 100 "):
+            return first, first
+        writer.write(body)
+        return first, await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    finally:
+        writer.close()
+
+
+def expecting(request_line: str, length: int, *fields: str) -> bytes:
+    lines = [request_line, "Host: t", f"Content-Length: {length}", "Expect: 100-continue", *fields]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def test_expect_continue_on_a_form_post(client: Client) -> None:
+    body = (
+        b'--B\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\n'
+        b"hello\r\n--B--\r\n"
+    )
+    head = expecting(
+        "POST /files/ HTTP/1.1", len(body), "Content-Type: multipart/form-data; boundary=B"
+    )
+    first, final = await send_on_100(client, head, body)
+    assert first == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert final.startswith(b"HTTP/1.1 201 ")
+
+
+async def test_expect_continue_on_a_tus_creation_with_upload(client: Client) -> None:
+    fields = (
+        "Tus-Resumable: 1.0.0",
+        "Upload-Length: 5",
+        "Content-Type: application/offset+octet-stream",
+    )
+    first, final = await send_on_100(
+        client, expecting("POST /files/ HTTP/1.1", 5, *fields), b"12345"
+    )
+    assert first == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert final.startswith(b"HTTP/1.1 201 ") and b"Upload-Offset: 5\r\n" in final
+
+
+async def test_a_creation_over_the_upload_limit_gets_no_100(make_client: ClientFactory) -> None:
+    """The upload limit is the handler's to apply, past the expect handler's request cap:
+    the 413 is still the first answer, and the connection closes (no body is coming)."""
+    client = await make_client(max_upload_size=10)
+    fields = (
+        "Tus-Resumable: 1.0.0",
+        "Upload-Length: 50",
+        "Content-Type: application/offset+octet-stream",
+    )
+    first, _ = await send_on_100(client, expecting("POST /files/ HTTP/1.1", 5, *fields), b"12345")
+    assert first.startswith(b"HTTP/1.1 413 ") and b"Connection: close" in first
+
+
 async def test_short_body_leaves_nothing(client: Client, backend_store: Backend) -> None:
     request = b"POST /files/ HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n" + b"a" * 60_000
     await raw_exchange(client, request, close_after=False)

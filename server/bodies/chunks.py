@@ -19,7 +19,7 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from aiohttp import BodyPartReader, HttpVersion11, StreamReader, web
+from aiohttp import BodyPartReader, HttpVersion11, MultipartReader, StreamReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.streams import EmptyStreamReader
 from aiohttp.typedefs import Handler
@@ -351,6 +351,15 @@ def raw_chunks(request: web.BaseRequest, meter: Meter) -> RawBody:
     return RawBody(request, meter)
 
 
+async def form_reader(request: web.BaseRequest) -> MultipartReader:
+    """A multipart/form-data body's reader, its parts read one by one as they arrive."""
+    await continue_if_due(request)
+    try:
+        return await request.multipart()
+    except (ValueError, AssertionError, KeyError) as exc:
+        raise ApiError(400, "bad_multipart", f"malformed multipart/form-data: {exc}") from exc
+
+
 async def part_chunks(
     request: web.BaseRequest, part: BodyPartReader, meter: Meter
 ) -> AsyncIterator[bytes]:
@@ -373,6 +382,7 @@ async def read_json(request: web.BaseRequest, limit: int, shape: str) -> Any:
     """A small JSON request body (an API call, not a file), read with a cap; `shape` is
     what the 400 says the body should look like."""
     raw = b""
+    await continue_if_due(request)
     while chunk := await request.content.read(limit + 1 - len(raw)):
         raw += chunk
         if len(raw) > limit:

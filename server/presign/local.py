@@ -20,7 +20,7 @@ from storage import DirectStore, Locker, PartReceiver, Upload
 from storage.hashing import WholeOrNothing
 
 from ..auth import Need, guarded, owned
-from ..bodies import Meter, arriving, part_chunks, raw_chunks
+from ..bodies import Meter, arriving, form_reader, part_chunks, raw_chunks
 from ..context import settings_of, store_of
 from ..errors import ApiError
 from ..protocol import links, presign
@@ -64,10 +64,7 @@ async def fill_post(request: web.Request, upload_id: str) -> web.Response:
         raise ApiError(404, "not_found", "no such file or upload")
     if info.is_complete:
         raise ApiError(409, "upload_complete", "this upload has its file already")
-    try:
-        reader = await request.multipart()
-    except (ValueError, AssertionError, KeyError) as exc:
-        raise ApiError(400, "bad_multipart", f"malformed multipart/form-data: {exc}") from exc
+    reader = await form_reader(request)
     fields: dict[str, str] = {}
     while (part := await arriving(request, reader.next())) is not None:
         if not isinstance(part, BodyPartReader):

@@ -15,7 +15,7 @@ from storage import Upload, UploadSpec
 from storage.names import sanitize_name
 
 from ..auth import check_upload_type, principal_of, upload_cap
-from ..bodies import check_declared_length
+from ..bodies import check_declared_length, continue_if_due
 from ..context import lifecycle_of, settings_of, store_of
 from ..errors import ApiError
 from ..protocol import rufh, tus
@@ -86,7 +86,8 @@ async def draft_create(request: web.Request) -> web.Response:
     lifecycle.created(info, file_url(request, info.id))
     url = location(request, info)
     has_body = request.body_exists and request.content_length != 0
-    if has_body:
+    if has_body:  # accepted: the 100 a waiting client needs, then where to resume
+        await continue_if_due(request)
         interim.send(request, version, {"Location": url, **limits(request, version, info)})
     if has_body or complete or length == 0:
 

@@ -113,14 +113,12 @@ def add_routes(app: web.Application) -> None:
     r.add_put("/files/{name}", guarded(PUT, put), expect_handler=expect_continue(PUT))
     r.add_get("/files/{id}", guarded(READ, get_file), allow_head=False)
     r.add_route("HEAD", "/files/{id}", guarded(head_need, head))
-    r.add_patch(
-        "/files/{id}", guarded(RESUME, patch), expect_handler=expect_continue(RESUME, defer=True)
-    )
+    r.add_patch("/files/{id}", guarded(RESUME, patch), expect_handler=expect_continue(RESUME))
     r.add_delete("/files/{id}", guarded(delete_need, delete))
     r.add_post(
         "/files/{id}",
         guarded(RESUME, method_override),
-        expect_handler=expect_continue(RESUME, defer=True),
+        expect_handler=expect_continue(RESUME),
     )
     r.add_route("OPTIONS", "/files/{id}", tus_options)
     r.add_get("/files/{id}/events", guarded(EVENTS, file_events))

@@ -27,6 +27,7 @@ from ..bodies import (
     broken_body,
     check_declared_length,
     discard_part,
+    form_reader,
     part_chunks,
     raw_chunks,
     send_continue,
@@ -69,7 +70,7 @@ async def put_file(request: web.Request) -> web.Response:
 ExpectHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
 
 
-def expect_continue(need: Need, *, defer: bool = False) -> ExpectHandler:
+def expect_continue(need: Need) -> ExpectHandler:
     """Answer `Expect: 100-continue` with the 401/403 a request would get, or 413 when the
     declared body is over the caller's cap.
 
@@ -77,9 +78,10 @@ def expect_continue(need: Need, *, defer: bool = False) -> ExpectHandler:
     runs this before the route's handler, so the guard's check is made here too (once: the
     handler finds the principal already decided).
 
-    With `defer`, the 100 waits for the handler's first read of the body: a resumable
-    append is refused for what only its upload can say (a length overrun, a wrong offset,
-    a finished upload), and such a client must not be told to send first.
+    Otherwise the 100 waits for the handler's first read of the body (bodies.CONTINUE_DUE),
+    as Go's net/http and so tusd do: the rest of the refusals need the handler (a tus
+    PATCH past its upload's length or at the wrong offset, a creation over the upload
+    limit, a type the token may not upload), and a client must not be told to send first.
     """
 
     async def expect(request: web.Request) -> web.StreamResponse | None:
@@ -92,7 +94,7 @@ def expect_continue(need: Need, *, defer: bool = False) -> ExpectHandler:
             )
         except ApiError as exc:
             return exc.response()
-        if defer and request.content_length != 0:
+        if request.content_length != 0:
             request[CONTINUE_DUE] = True
         else:
             await send_continue(request)
@@ -128,10 +130,7 @@ async def _multipart(request: web.Request) -> web.Response:
     cap = one_shot_cap(request)
     check_declared_length(request, cap)
     meter = Meter(cap)
-    try:
-        reader = await request.multipart()
-    except (ValueError, AssertionError, KeyError) as exc:
-        raise ApiError(400, "bad_multipart", f"malformed multipart/form-data: {exc}") from exc
+    reader = await form_reader(request)
     stored: list[Upload] = []
     try:
         async for part in _parts(request, reader):
