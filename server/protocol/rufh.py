@@ -23,7 +23,6 @@ be ignored"). Nothing here knows about aiohttp or storage.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -36,8 +35,6 @@ LATEST: Final = VERSIONS[-1]
 PARTIAL_UPLOAD: Final = "application/partial-upload"
 PROBLEM_JSON: Final = "application/problem+json"
 PROBLEM_BASE: Final = "https://iana.org/assignments/http-problem-types#"
-# RFC 9530's algorithms that hashlib computes, by their registered names.
-DIGESTS: Final = {"sha-256": "sha256", "sha-512": "sha512"}
 INTERIM: Final = b"HTTP/1.1 104 Upload Resumption Supported\r\n"
 
 
@@ -135,28 +132,6 @@ def limit_header(
         if value:
             limits[key] = Item(max(0, value))
     return {"Upload-Limit": str(limits)} if len(limits) else {}
-
-
-def digests(value: str | None) -> dict[str, bytes]:
-    """A Repr-Digest or Content-Digest field: the algorithms spigot can check, by hashlib
-    name, with their digests. Unknown algorithms are left out; a malformed field is empty."""
-    if value is None:
-        return {}
-    parsed = Dictionary()
-    try:
-        parsed.parse(value.encode("latin-1"))
-    except (ValueError, UnicodeEncodeError):
-        return {}
-    found: dict[str, bytes] = {}
-    for key, member in parsed.items():
-        digest = getattr(member, "value", None)
-        if key in DIGESTS and isinstance(digest, bytes) and digest:
-            found[DIGESTS[key]] = digest
-    return found
-
-
-def digest_header(sha256_hex: str) -> str:
-    return f"sha-256=:{base64.b64encode(bytes.fromhex(sha256_hex)).decode()}:"
 
 
 def interim(headers: Mapping[str, str]) -> bytes:

@@ -13,7 +13,7 @@ from storage.hashing import ChunkVerifier
 
 from ..context import lifecycle_of
 from ..errors import ApiError
-from ..protocol import rufh
+from ..protocol import digests, rufh
 from ..responses import file_json, file_url
 from . import interim
 from .common import state
@@ -27,7 +27,7 @@ REPR_KEY = "repr-digest-sha256"
 def content_verifier(request: web.Request) -> ChunkVerifier | None:
     """`Content-Digest` on a creation or append: the body is kept only if it matches (the
     strongest algorithm given that spigot computes)."""
-    given = rufh.digests(request.headers.get("Content-Digest"))
+    given = digests.digests(request.headers.get("Content-Digest"))
     for algorithm in ("sha512", "sha256"):
         if algorithm in given:
             return ChunkVerifier(algorithm, given[algorithm])
@@ -36,7 +36,7 @@ def content_verifier(request: web.Request) -> ChunkVerifier | None:
 
 def expected_repr(request: web.Request) -> dict[str, str]:
     """A creation's `Repr-Digest`, as metadata the completing request will check."""
-    given = rufh.digests(request.headers.get("Repr-Digest")).get("sha256")
+    given = digests.digests(request.headers.get("Repr-Digest")).get("sha256")
     return {REPR_KEY: given.hex()} if given else {}
 
 
@@ -147,7 +147,7 @@ def completed_response(
     info = upload.info
     headers = {**state(request, version, info), "Location": location}
     if info.sha256:
-        headers["Repr-Digest"] = rufh.digest_header(info.sha256)
+        headers["Repr-Digest"] = digests.digest_header(info.sha256)
     return web.json_response(
         file_json(info, file_url(request, info.id)), status=201, headers=headers
     )

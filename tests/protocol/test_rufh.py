@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -125,34 +122,6 @@ def test_version_rules(version: int, rules: tuple[bool, bool, bool, str, bool]) 
 )  # fmt: skip
 def test_limit_header(version: int, limits: dict[str, int | None], header: dict[str, str]) -> None:
     assert rufh.limit_header(Interop(version), **limits) == header
-
-
-def sf_bytes(data: bytes) -> str:
-    return ":" + base64.b64encode(data).decode() + ":"
-
-
-@pytest.mark.parametrize(
-    ("value", "parsed"),
-    [
-        (f"sha-256={sf_bytes(b'ab')}", {"sha256": b"ab"}),
-        (f"sha-512={sf_bytes(b'cd')}, sha-256={sf_bytes(b'ab')}",
-         {"sha512": b"cd", "sha256": b"ab"}),
-        (f"md5={sf_bytes(b'ab')}", {}),  # deprecated and not checked
-        ("sha-256=abc", {}),  # a Token, not a Byte Sequence
-        ("sha-256=::", {}),  # empty
-        ("sha-256=:!!!:", {}),  # malformed: the whole field is ignored
-        (None, {}),
-    ],
-)  # fmt: skip
-def test_digests(value: str | None, parsed: dict[str, bytes]) -> None:
-    assert rufh.digests(value) == parsed
-
-
-def test_digest_header_is_rfc9530_sha256() -> None:
-    digest = hashlib.sha256(b"hello").hexdigest()
-    header = rufh.digest_header(digest)
-    assert header == f"sha-256={sf_bytes(hashlib.sha256(b'hello').digest())}"
-    assert rufh.digests(header) == {"sha256": bytes.fromhex(digest)}
 
 
 def test_interim_head() -> None:

@@ -1,0 +1,40 @@
+"""`Content-Digest` and `Repr-Digest` (RFC 9530): a client's digest of what it sends, and
+spigot's of what it stored.
+
+Both are Structured Field Dictionaries of algorithm to Byte Sequence. Only algorithms
+hashlib computes are read; the rest, and a malformed field, are left out, as RFC 9530 lets
+a recipient ignore what it does not support. Nothing here knows about aiohttp or storage.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Final
+
+from http_sfv.dictionary import Dictionary
+
+# RFC 9530's algorithms that hashlib computes, by their registered names.
+ALGORITHMS: Final = {"sha-256": "sha256", "sha-512": "sha512"}
+
+
+def digests(value: str | None) -> dict[str, bytes]:
+    """A Repr-Digest or Content-Digest field: the algorithms spigot can check, by hashlib
+    name, with their digests. Unknown algorithms are left out; a malformed field is empty."""
+    if value is None:
+        return {}
+    parsed = Dictionary()
+    try:
+        parsed.parse(value.encode("latin-1"))
+    except (ValueError, UnicodeEncodeError):
+        return {}
+    found: dict[str, bytes] = {}
+    for key, member in parsed.items():
+        digest = getattr(member, "value", None)
+        if key in ALGORITHMS and isinstance(digest, bytes) and digest:
+            found[ALGORITHMS[key]] = digest
+    return found
+
+
+def digest_header(sha256_hex: str) -> str:
+    """The field for a stored file's sha256, as `Repr-Digest` sends it."""
+    return f"sha-256=:{base64.b64encode(bytes.fromhex(sha256_hex)).decode()}:"

@@ -1,0 +1,38 @@
+"""RFC 9530 digest fields: what is read of a client's, and what spigot sends."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+import pytest
+
+from server.protocol import digests
+
+
+def sf_bytes(data: bytes) -> str:
+    return ":" + base64.b64encode(data).decode() + ":"
+
+
+@pytest.mark.parametrize(
+    ("value", "parsed"),
+    [
+        (f"sha-256={sf_bytes(b'ab')}", {"sha256": b"ab"}),
+        (f"sha-512={sf_bytes(b'cd')}, sha-256={sf_bytes(b'ab')}",
+         {"sha512": b"cd", "sha256": b"ab"}),
+        (f"md5={sf_bytes(b'ab')}", {}),  # deprecated and not checked
+        ("sha-256=abc", {}),  # a Token, not a Byte Sequence
+        ("sha-256=::", {}),  # empty
+        ("sha-256=:!!!:", {}),  # malformed: the whole field is ignored
+        (None, {}),
+    ],
+)  # fmt: skip
+def test_digests(value: str | None, parsed: dict[str, bytes]) -> None:
+    assert digests.digests(value) == parsed
+
+
+def test_digest_header_is_rfc9530_sha256() -> None:
+    digest = hashlib.sha256(b"hello").hexdigest()
+    header = digests.digest_header(digest)
+    assert header == f"sha-256={sf_bytes(hashlib.sha256(b'hello').digest())}"
+    assert digests.digests(header) == {"sha256": bytes.fromhex(digest)}
