@@ -34,6 +34,16 @@ async def client(aiohttp_client: ClientFactory, backend_store: Backend) -> Clien
     return await aiohttp_client(create_app(settings, store))
 
 
+async def test_a_one_shot_digest_field_is_still_checked(client: Client) -> None:
+    """The declared sha-256 asks for the hash that --checksum none would skip."""
+    from tests.test_uploads import sha256_field
+
+    wrong = await client.put("/files/a", data=BODY, headers={"Repr-Digest": sha256_field(b"x")})
+    assert wrong.status == 400 and (await wrong.json())["error"]["code"] == "digest_mismatch"
+    right = await client.put("/files/a", data=BODY, headers={"Repr-Digest": sha256_field(BODY)})
+    assert right.status == 201 and (await right.json())["sha256"] == sha256(BODY)
+
+
 async def test_a_one_shot_upload_has_its_id_for_etag(client: Client) -> None:
     created = await client.post("/files/", data=BODY, headers={"Content-Type": "video/mp4"})
     assert created.status == 201

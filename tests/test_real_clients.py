@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 from pathlib import Path
@@ -57,6 +58,25 @@ def test_curl_upload_forms(spigot: SpigotProcess, source: tuple[Path, str], tmp_
         assert doc["sha256"] == digest, label
         assert download(spigot, doc["id"], tmp_path / "out") == digest, label
     assert doc["name"] == "big file.iso"
+
+
+def test_curl_with_a_content_digest(spigot: SpigotProcess, tmp_path: Path) -> None:
+    """`curl -T` with the file's RFC 9530 digest: kept when it matches, refused when not,
+    and the refused one leaves nothing behind."""
+    path = tmp_path / "digested.bin"
+    digest = write_random(path, 3 * 1024 * 1024)  # past curl's Expect: 100-continue size
+    field = base64.b64encode(bytes.fromhex(digest)).decode()
+    doc = curl_upload("-H", f"Content-Digest: sha-256=:{field}:", "-T", str(path),
+                      f"{spigot.url}/files/")  # fmt: skip
+    assert doc["sha256"] == digest
+    other = base64.b64encode(bytes(32)).decode()
+    wrong = f"Content-Digest: sha-256=:{other}:"
+    result = run(require("curl"), "-sS", "-w", "\n%{http_code}", "-H", wrong, "-T", str(path),
+                 f"{spigot.url}/files/")  # fmt: skip
+    body, status = result.stdout.rsplit("\n", 1)
+    assert status == "400" and json.loads(body)["error"]["code"] == "digest_mismatch"
+    listed = run(require("curl"), "-sS", f"{spigot.url}/files/").stdout
+    assert [f["id"] for f in json.loads(listed)] == [doc["id"]]  # the refused one is gone
 
 
 def test_curl_data_is_stored_as_sent(spigot: SpigotProcess, tmp_path: Path) -> None:

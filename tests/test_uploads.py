@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 import os
 from collections.abc import AsyncIterator
@@ -195,6 +197,46 @@ async def test_multipart_crossing_cap(make_client: ClientFactory, backend_store:
     resp = await client.post("/files/", data=gen(), headers=headers)
     assert resp.status == 413
     assert backend_store.names() == []
+
+
+def sha256_field(data: bytes) -> str:
+    return f"sha-256=:{base64.b64encode(hashlib.sha256(data).digest()).decode()}:"
+
+
+@pytest.mark.parametrize("size", [1000, 2 << 20])  # through aiohttp; moved from the socket
+@pytest.mark.parametrize("field", ["Content-Digest", "Repr-Digest"])
+async def test_a_digest_field_is_checked(
+    client: Client, backend_store: Backend, size: int, field: str
+) -> None:
+    """RFC 9530: a one-shot body whose sha-256 is not its declared one is refused, and
+    nothing is kept; one that matches is stored, and the 201 gives the digest back."""
+    body = os.urandom(size)
+    wrong = await client.put("/files/a.bin", data=body, headers={field: sha256_field(b"other")})
+    assert wrong.status == 400
+    assert (await wrong.json())["error"]["code"] == "digest_mismatch"
+    await wait_until_empty(backend_store)
+    right = await client.put("/files/a.bin", data=body, headers={field: sha256_field(body)})
+    assert right.status == 201
+    assert right.headers["Repr-Digest"] == sha256_field(body)
+    assert (await right.json())["sha256"] == sha256(body)
+
+
+async def test_digest_fields_that_disagree_are_refused_before_the_body(
+    client: Client, backend_store: Backend
+) -> None:
+    both = {"Content-Digest": sha256_field(b"a"), "Repr-Digest": sha256_field(b"b")}
+    resp = await client.put("/files/a.bin", data=b"a", headers=both)
+    assert resp.status == 400 and (await resp.json())["error"]["code"] == "digest_mismatch"
+    assert backend_store.names() == []
+    agreeing = {"Content-Digest": sha256_field(b"a"), "Repr-Digest": sha256_field(b"a")}
+    assert (await client.put("/files/a.bin", data=b"a", headers=agreeing)).status == 201
+
+
+async def test_other_digest_algorithms_are_ignored(client: Client) -> None:
+    """Only sha-256 is checked (the hash kept anyway); RFC 9530 lets the rest be ignored."""
+    sha512 = f"sha-512=:{base64.b64encode(hashlib.sha512(b'other').digest()).decode()}:"
+    resp = await client.put("/files/a.bin", data=b"body", headers={"Content-Digest": sha512})
+    assert resp.status == 201 and (await resp.json())["sha256"] == sha256(b"body")
 
 
 async def test_zero_means_unlimited(make_client: ClientFactory) -> None:

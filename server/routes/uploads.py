@@ -9,6 +9,8 @@ nothing behind.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hmac
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -35,7 +37,7 @@ from ..bodies import (
 from ..context import lifecycle_of, settings_of, store_of
 from ..errors import ApiError
 from ..presign.local import fill_post
-from ..protocol import links
+from ..protocol import digests, links
 from ..protocol.disposition import filename_from_header
 from ..protocol.media import declared_media_type
 from ..responses import file_json, file_url
@@ -121,9 +123,27 @@ def one_shot_cap(request: web.Request) -> int:
 async def _raw(request: web.Request, name: str | None) -> web.Response:
     cap = one_shot_cap(request)
     check_declared_length(request, cap)
+    expected = expected_sha256(request)
     spec = _spec(request, name, request.headers.get("Content-Type", ""))
-    upload = await _store_stream(request, spec, raw_chunks(request, Meter(cap)))
+    if expected is not None:
+        spec = dataclasses.replace(spec, sha256=True)  # checked under --checksum none too
+    upload = await _store_stream(request, spec, raw_chunks(request, Meter(cap)), expected)
     return _created(request, [upload.info])
+
+
+def expected_sha256(request: web.Request) -> str | None:
+    """The sha256 a raw body's `Content-Digest` or `Repr-Digest` says it has (RFC 9530;
+    for a whole body stored as sent the two are the same digest), hex. Only sha-256 is
+    checked, the hash spigot keeps anyway; other algorithms are ignored, as RFC 9530 lets
+    a recipient do. Two that disagree are a 400 before any byte is taken."""
+    found = {
+        digest
+        for field in ("Content-Digest", "Repr-Digest")
+        if (digest := digests.digests(request.headers.get(field)).get("sha256")) is not None
+    }
+    if len(found) > 1:
+        raise ApiError(400, "digest_mismatch", "Content-Digest and Repr-Digest disagree")
+    return found.pop().hex() if found else None
 
 
 async def _multipart(request: web.Request) -> web.Response:
@@ -159,9 +179,13 @@ async def _parts(request: web.Request, reader: MultipartReader) -> AsyncIterator
 
 
 async def _store_stream(
-    request: web.Request, spec: UploadSpec, chunks: AsyncIterable[bytes]
+    request: web.Request,
+    spec: UploadSpec,
+    chunks: AsyncIterable[bytes],
+    expected: str | None = None,
 ) -> Upload:
-    """Create, fill and finish one upload, or leave no trace of it."""
+    """Create, fill and finish one upload, or leave no trace of it: also when its sha256
+    is not the `expected` one its client declared."""
     lifecycle = lifecycle_of(request)
     token = progress_token(request)
     aliases = (token,) if token else ()
@@ -174,7 +198,14 @@ async def _store_stream(
     meter = lifecycle.meter(upload.info, *aliases)
     try:
         await upload.append(0, meter.wrap(chunks), last=True)
-        await upload.finish()
+        info = await upload.finish()
+        if expected is not None and not hmac.compare_digest(expected, info.sha256 or ""):
+            raise ApiError(
+                400,
+                "digest_mismatch",
+                f"the body's sha-256 is {info.sha256}, not the {expected} its digest field"
+                " gives; nothing was kept",
+            )
     except BaseException:
         meter.stop()
         await asyncio.shield(upload.delete())
@@ -214,4 +245,7 @@ def _created(request: web.Request, infos: list[UploadInfo]) -> web.Response:
         body = file_json(infos[0], urls[0])
     else:
         body = {"files": [file_json(i, u) for i, u in zip(infos, urls, strict=True)]}
-    return web.json_response(body, status=201, headers={"Location": urls[0]})
+    headers = {"Location": urls[0]}
+    if len(infos) == 1 and infos[0].sha256:
+        headers["Repr-Digest"] = digests.digest_header(infos[0].sha256)
+    return web.json_response(body, status=201, headers=headers)
