@@ -142,10 +142,10 @@ class _Moved:
 
 MOVED = web.RequestKey("body_moved", _Moved)  # the body left aiohttp: close after the answer
 
-# Set by an expect handler that defers its interim 100 to the first read of the body: the
-# upload routes whose refusals depend on the upload's state (a PATCH past its length, at the
-# wrong offset), known only once the handler has looked. Go's net/http, and so tusd, does
-# the same: a refused client is never told to send.
+# Set by the upload routes' expect handler, which defers the interim 100 to the first read
+# of the body: most refusals (a PATCH past its upload's length or at the wrong offset, a
+# creation over the upload limit) are known only once the handler has looked. Go's
+# net/http, and so tusd, does the same: a refused client is never told to send.
 CONTINUE_DUE = web.RequestKey("continue_due", bool)
 
 

@@ -123,7 +123,7 @@ def one_shot_cap(request: web.Request) -> int:
 async def _raw(request: web.Request, name: str | None) -> web.Response:
     cap = one_shot_cap(request)
     check_declared_length(request, cap)
-    expected = expected_sha256(request)
+    expected = _expected_sha256(request)
     spec = _spec(request, name, request.headers.get("Content-Type", ""))
     if expected is not None:
         spec = dataclasses.replace(spec, sha256=True)  # checked under --checksum none too
@@ -131,7 +131,7 @@ async def _raw(request: web.Request, name: str | None) -> web.Response:
     return _created(request, [upload.info])
 
 
-def expected_sha256(request: web.Request) -> str | None:
+def _expected_sha256(request: web.Request) -> str | None:
     """The sha256 a raw body's `Content-Digest` or `Repr-Digest` says it has (RFC 9530;
     for a whole body stored as sent the two are the same digest), hex. Only sha-256 is
     checked, the hash spigot keeps anyway; other algorithms are ignored, as RFC 9530 lets
