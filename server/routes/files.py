@@ -12,8 +12,9 @@ files; `admin` sees everyone's, and `?owner=` narrows that to one owner's.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from aiohttp import web
 
@@ -36,7 +37,7 @@ async def list_files(request: web.Request) -> web.StreamResponse:
     caller = principal_of(request)
     only = request.query.get("owner") if caller.admin else None
 
-    async def listed() -> AsyncIterator[UploadInfo]:
+    async def listed() -> AsyncGenerator[UploadInfo, None]:
         async for info in store_of(request).list_uploads(page.after if page else None):
             if not info.is_complete or info.partial:  # partials are pieces of a concatenation
                 continue
@@ -48,12 +49,13 @@ async def list_files(request: web.Request) -> web.StreamResponse:
     if page is None:
         return await _send(request, resp, listed())
     held: list[UploadInfo] = []
-    async for info in listed():
-        if len(held) == page.limit:  # one more than the page: there is a next one
-            keep = {"owner": only} if only is not None else {}
-            resp.headers["Link"] = next_link(_collection(request), page, held[-1].id, keep)
-            break
-        held.append(info)
+    async with contextlib.aclosing(listed()) as infos:  # closed at once when left early
+        async for info in infos:
+            if len(held) == page.limit:  # one more than the page: there is a next one
+                keep = {"owner": only} if only is not None else {}
+                resp.headers["Link"] = next_link(_collection(request), page, held[-1].id, keep)
+                break
+            held.append(info)
     return await _send(request, resp, _each(held))
 
 
