@@ -13,8 +13,8 @@ from .auth import authenticator_lifecycle
 from .bodies import close_if_body_unread
 from .context import LIFECYCLE, SETTINGS, STORE
 from .errors import json_errors
-from .hooks import Hooks, WebHook
 from .lifecycle import Lifecycle
+from .lifecycle.hooks import Hooks, WebHook
 from .ops.metrics import observe_s3_call
 from .ops.middleware import count_connections, observe, stamp_response
 from .routes import add_routes
@@ -28,7 +28,7 @@ READ_BUFSIZE = 1 << 16
 
 
 def create_app(settings: Settings, store: DataStore, hooks: Hooks | None = None) -> web.Application:
-    """The application. `hooks` are Python callables for embedders (see server.hooks)."""
+    """The application. `hooks` are Python callables for embedders (server.lifecycle.hooks)."""
     # CORS costs a middleware and a response hook on every request, so it is wired in only
     # when origins are configured.
     drain = Drain()

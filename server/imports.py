@@ -23,8 +23,8 @@ import aiohttp
 from storage import DataStore, StorageError, Upload, UploadSpec
 from storage.names import sanitize_name
 
-from .events import UploadEvents
 from .lifecycle import Lifecycle, complete_event
+from .lifecycle.events import UploadEvents
 from .protocol.media import declared_media_type
 from .protocol.ssrf import Refused
 from .proxy.upstream import Timeouts, open_upstream

@@ -77,7 +77,7 @@ class UploadInfo:
     metadata: dict[str, str] = field(default_factory=dict)
     partial: bool = False
     parts: list[str] = field(default_factory=list)  # ids a final concatenation was built from
-    finish_announced: bool = False  # post-finish hooks ran (see server/lifecycle.py)
+    finish_announced: bool = False  # post-finish hooks ran (see server/lifecycle/)
     owner: str | None = None  # see UploadSpec.owner
     limit: int | None = None  # see UploadSpec.limit
     # A direct upload's kind ("post" or "multipart"): its bytes go straight to the backend,

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from server.app import create_app
 from server.context import LIFECYCLE, STORE
-from server.hooks import HookRejected, Hooks, WebHook
+from server.lifecycle.hooks import HookRejected, Hooks, WebHook
 from server.settings import Settings
 from server.sweeper import announce_missed, sweep_once
 from storage import LocalStore, UploadInfo, UploadSpec

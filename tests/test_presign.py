@@ -26,7 +26,7 @@ from aiohttp.test_utils import TestClient
 
 from server.app import create_app
 from server.context import STORE
-from server.hooks import Hooks
+from server.lifecycle.hooks import Hooks
 from server.presign import cors
 from server.settings import Settings
 from server.sweeper import recognise_posts, scan, sweep_once

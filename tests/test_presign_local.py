@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from server.hooks import Hooks
+from server.lifecycle.hooks import Hooks
 from storage import UploadInfo
 from tests.conftest import Backend, ClientFactory, sha256
 from tests.test_presign import ALICE, KEY, bearer

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from server.context import LIFECYCLE, STORE
-from server.hooks import HookRejected, Hooks
+from server.lifecycle.hooks import HookRejected, Hooks
 from server.sweeper import sweep_once
 from storage import UploadInfo, UploadSpec
 from tests.conftest import sha256

@@ -23,8 +23,8 @@ from storage import StorageError, UploadGone, UploadInfo
 from ..auth import owned, principal_of
 from ..context import lifecycle_of, settings_of, store_of
 from ..errors import ApiError
-from ..events import TERMINAL, Event, UploadEvents
 from ..lifecycle import complete_event
+from ..lifecycle.events import TERMINAL, Event, UploadEvents
 from ..ops import metrics
 from ..protocol.numerals import is_digits
 from ..responses import file_url

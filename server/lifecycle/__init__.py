@@ -12,10 +12,10 @@ from aiohttp import web
 
 from storage import Upload, UploadInfo, UploadSpec
 
-from .errors import ApiError
+from ..errors import ApiError
+from ..ops import metrics
 from .events import ProgressMeter, UploadEvents
 from .hooks import HookRejected, Hooks, WebHook, call
-from .ops import metrics
 
 
 def describe(info: UploadInfo, url: str) -> dict[str, Any]:

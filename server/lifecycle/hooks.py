@@ -23,8 +23,8 @@ from aiohttp import web
 
 from storage import UploadInfo, UploadSpec
 
-from .ops import metrics
-from .ops.middleware import CURRENT_REQUEST_ID
+from ..ops import metrics
+from ..ops.middleware import CURRENT_REQUEST_ID
 
 log = logging.getLogger("spigot.hooks")
 
