@@ -76,6 +76,9 @@ def test_the_page_end_to_end(mode: str, big_file: tuple[Path, str], data_dir: Pa
     assert "script-src 'self' 'wasm-unsafe-eval';" in seen["csp"]
     assert "'unsafe-inline'" not in seen["csp"] and "style-src 'self';" in seen["csp"]
     assert seen["cspViolations"] == [] and seen["consoleErrors"] == []
+    # the files table: newest first, the import above the upload before it
+    assert len(seen["rowOrder"]) >= 2 and seen["rowOrder"] == seen["newestFirst"]
+    assert seen["rowOrder"][0] == seen["importedId"]
     assert seen["unlabelled"] == []
     # the bar moved through at least three values on its way to the whole file
     assert len({v for v in seen["progress"] if 0 < v < BIG}) >= 3, seen["progress"]

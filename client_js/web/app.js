@@ -318,21 +318,25 @@ async function refresh() {
   if (!may('read')) return
   const mine = ++listing
   const rows = $('file-rows')
-  const fresh = document.createDocumentFragment()
-  let count = 0
+  /** @type {import('../src/index.d.ts').FileInfo[]} */
+  const files = []
   try {
     for await (const file of listFiles(server, authed())) {
       if (mine !== listing) return // a newer refresh took over
-      fresh.append(fileRow(file))
-      count++
+      files.push(file)
     }
   } catch (error) {
     say(`The file list failed: ${reason(error)}`, true)
     return
   }
   if (mine !== listing) return
+  // The listing comes in the store's order (a directory's, or S3's key order); a person
+  // looks for what they added last, so newest first.
+  files.sort((a, b) => b.created - a.created)
+  const fresh = document.createDocumentFragment() // not a spread: a long list passes its limit
+  for (const file of files) fresh.append(fileRow(file))
   rows.replaceChildren(fresh)
-  $('files-empty').hidden = count > 0
+  $('files-empty').hidden = files.length > 0
 }
 $('refresh').addEventListener('click', refresh)
 

@@ -166,6 +166,11 @@ try {
   await page.locator('#file-rows td.name', { hasText: 'remote-import.bin' }).waitFor()
   const importedId = await page.locator('#file-rows tr', { hasText: 'remote-import.bin' }).getAttribute('data-id')
   seen.importedSha256 = await sha256Url(`${SPIGOT}/files/${importedId}`)
+  // newest first, whatever order the store lists them in
+  seen.rowOrder = await page.locator('#file-rows tr').evaluateAll((rows) => rows.map((r) => r.dataset.id))
+  const api = await (await fetch(`${SPIGOT}/files/`, { headers: TOKEN ? { Authorization: `Bearer ${TOKEN}` } : {} })).json()
+  seen.newestFirst = api.sort((a, b) => b.created - a.created).map((f) => f.id)
+  seen.importedId = importedId
 
   // ---- the page as it looks now: a screenshot, checked to be far from blank ----
   seen.screenshot = join(ARTIFACTS, `page-${seen.mode}.png`)
