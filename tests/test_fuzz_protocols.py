@@ -169,7 +169,7 @@ bodies = st.one_of(json_values.map(lambda v: json.dumps(v).encode()), st.binary(
 QUERY_KEYS = st.sampled_from(
     [
         *("url", "filename", "type", "key", "partNumbers", "owner", "name", "expires"),
-        *("sig", "token", "metadata[name]", "kind", "x"),
+        *("sig", "token", "metadata[name]", "kind", "x", "limit", "after"),
     ]
 )
 ROUTES = (
