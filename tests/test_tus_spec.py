@@ -6,6 +6,7 @@ import asyncio
 import base64
 import hashlib
 import os
+import socket
 import time
 from collections.abc import AsyncIterator
 from email.utils import parsedate_to_datetime
@@ -254,6 +255,37 @@ async def test_a_refused_patch_gets_no_100_continue(
         writer.close()
     done = b"1234567890" if status == b"403 " else b"12345"
     assert (await head_of(client, upload_id)) == str(len(done))
+
+
+async def test_a_refused_patch_whose_body_came_anyway_still_gets_its_answer(
+    client: Client,
+) -> None:
+    """A client that sends the body without waiting for the 100, and reads only once it
+    has sent it all (a blocking client): the 409 waits for it, since aiohttp's lingering
+    close reads and drops the bytes after it rather than resetting the connection."""
+    size = 8 << 20
+    upload_id = await create(client, size)
+    head = (
+        f"PATCH /files/{upload_id} HTTP/1.1\r\nHost: t\r\nTus-Resumable: 1.0.0\r\n"
+        "Content-Type: application/offset+octet-stream\r\nUpload-Offset: 7\r\n"
+        f"Content-Length: {size}\r\nExpect: 100-continue\r\n\r\n"
+    ).encode()
+
+    def send_then_read() -> bytes:
+        with socket.create_connection((client.host, client.port), timeout=15) as sock:
+            sock.sendall(head)
+            time.sleep(0.3)  # the answer is sent, and the server closes after it...
+            sock.sendall(bytes(size))  # ...while these bytes come
+            got = b""
+            while chunk := sock.recv(1 << 16):
+                got += chunk
+            return got
+
+    answer = await asyncio.to_thread(send_then_read)
+    head_part, _, body = answer.partition(b"\r\n\r\n")
+    assert head_part.startswith(b"HTTP/1.1 409 ") and b"Connection: close" in head_part
+    assert b'"offset_mismatch"' in body
+    assert (await head_of(client, upload_id)) == "0"
 
 
 async def head_of(client: Client, upload_id: str) -> str:

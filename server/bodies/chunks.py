@@ -315,6 +315,8 @@ async def close_if_body_unread(request: web.Request, handler: Handler) -> web.St
     10.1.1 has the server say whether it keeps reading; Go's net/http closes too)."""
     response = await handler(request)
     if request.get(CONTINUE_DUE):
+        # A body the client sent anyway (curl does, after a second) is read and dropped by
+        # aiohttp's lingering close first, so the close does not reset the answer away.
         response.force_close()
     if (moved := request.get(MOVED)) is not None:
         response.force_close()
