@@ -80,3 +80,35 @@ async def test_upload_names_and_types_never_500(
                 assert "\n" not in got.headers["Content-Disposition"]
     finally:
         await client.close()
+
+
+digest_like = st.from_regex(
+    r"(sha-256|sha-512|md5)=:[A-Za-z0-9+/=]{0,50}:(, ?[a-z-]+=:[A-Za-z0-9+/=]{0,10}:)?",
+    fullmatch=True,
+)
+
+
+@fuzz
+@given(
+    content_digest=st.one_of(st.none(), digest_like, header_text),
+    repr_digest=st.one_of(st.none(), digest_like, header_text),
+)
+async def test_digest_fields_never_500(
+    make_client: ClientFactory, content_digest: str | None, repr_digest: str | None
+) -> None:
+    """Any Content-Digest or Repr-Digest on a one-shot upload: kept (the bytes as sent) or
+    refused as a digest mismatch, never anything else."""
+    client = await make_client()
+    try:
+        fields = {"Content-Digest": content_digest, "Repr-Digest": repr_digest}
+        headers = {k: v for k, v in fields.items() if v is not None}
+        resp = await client.put("/files/d.bin", data=b"digested", headers=headers)
+        doc = await resp.json()
+        assert resp.status in (201, 400), doc
+        if resp.status == 400:
+            assert doc["error"]["code"] == "digest_mismatch"
+        else:
+            got = await client.get(f"/files/{doc['id']}")
+            assert await got.read() == b"digested"
+    finally:
+        await client.close()
