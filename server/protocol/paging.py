@@ -40,7 +40,7 @@ def parse_page(query: Mapping[str, str]) -> Page | None:
         if not (short and 1 <= int(limit_text) <= MAX_LIMIT):
             raise ValueError(f"limit must be a whole number from 1 to {MAX_LIMIT}")
         limit = int(limit_text)
-    if after is not None and after != "" and not is_valid_id(after):
+    if after and not is_valid_id(after):
         raise ValueError("after must be a file id, as the last page's last one")
     return Page(limit, after or "")
 
