@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -77,6 +78,23 @@ def test_curl_with_a_content_digest(spigot: SpigotProcess, tmp_path: Path) -> No
     assert status == "400" and json.loads(body)["error"]["code"] == "digest_mismatch"
     listed = run(require("curl"), "-sS", f"{spigot.url}/files/").stdout
     assert [f["id"] for f in json.loads(listed)] == [doc["id"]]  # the refused one is gone
+
+
+def test_curl_with_a_content_md5(spigot: SpigotProcess, tmp_path: Path) -> None:
+    """`curl -T` with the Content-MD5 S3 clients send: kept when it matches, refused when
+    not, and the refused one leaves nothing behind."""
+    path = tmp_path / "summed.bin"
+    digest = write_random(path, 3 * 1024 * 1024)
+    md5 = base64.b64encode(hashlib.md5(path.read_bytes()).digest()).decode()
+    doc = curl_upload("-H", f"Content-MD5: {md5}", "-T", str(path), f"{spigot.url}/files/")
+    assert doc["sha256"] == digest
+    wrong = "Content-MD5: " + base64.b64encode(bytes(16)).decode()
+    result = run(require("curl"), "-sS", "-w", "\n%{http_code}", "-H", wrong, "-T", str(path),
+                 f"{spigot.url}/files/")  # fmt: skip
+    body, status = result.stdout.rsplit("\n", 1)
+    assert status == "400" and json.loads(body)["error"]["code"] == "digest_mismatch"
+    listed = run(require("curl"), "-sS", f"{spigot.url}/files/").stdout
+    assert [f["id"] for f in json.loads(listed)] == [doc["id"]]
 
 
 def test_curl_data_is_stored_as_sent(spigot: SpigotProcess, tmp_path: Path) -> None:

@@ -239,6 +239,51 @@ async def test_other_digest_algorithms_are_ignored(client: Client) -> None:
     assert resp.status == 201 and (await resp.json())["sha256"] == sha256(b"body")
 
 
+def md5_field(data: bytes) -> str:
+    return base64.b64encode(hashlib.md5(data).digest()).decode()
+
+
+@pytest.mark.parametrize("size", [1000, 2 << 20])  # through aiohttp; large enough to move
+async def test_a_content_md5_is_checked(client: Client, backend_store: Backend, size: int) -> None:
+    """S3's PutObject check: a body whose MD5 is not its Content-MD5 is refused and nothing
+    is kept; a matching one is stored whole."""
+    body = os.urandom(size)
+    wrong = await client.put("/files/a.bin", data=body, headers={"Content-MD5": md5_field(b"x")})
+    assert wrong.status == 400
+    error = (await wrong.json())["error"]
+    assert error["code"] == "digest_mismatch"
+    assert hashlib.md5(body).hexdigest() in error["message"]
+    await wait_until_empty(backend_store)
+    right = await client.put("/files/a.bin", data=body, headers={"Content-MD5": md5_field(body)})
+    doc = await upload_ok(right, body, "a.bin")
+    got, data = await fetch(client, str(doc["id"]))
+    assert got.status == 200 and sha256(data) == sha256(body)
+
+
+@pytest.mark.parametrize("value", ["", "0" * 32, "AAAA", "not base64!"])
+async def test_a_malformed_content_md5_is_refused_before_the_body(
+    client: Client, backend_store: Backend, value: str
+) -> None:
+    resp = await client.post("/files/", data=b"abc", headers={"Content-MD5": value})
+    assert resp.status == 400
+    assert (await resp.json())["error"]["code"] == "bad_digest"
+    assert backend_store.names() == []
+
+
+async def test_content_md5_and_a_digest_field_are_both_checked(
+    client: Client, backend_store: Backend
+) -> None:
+    body = b"both digests"
+    right_md5, right_sha = md5_field(body), sha256_field(body)
+    for md5, sha in [(right_md5, sha256_field(b"x")), (md5_field(b"x"), right_sha)]:
+        headers = {"Content-MD5": md5, "Content-Digest": sha}
+        resp = await client.put("/files/b.txt", data=body, headers=headers)
+        assert resp.status == 400 and (await resp.json())["error"]["code"] == "digest_mismatch"
+        await wait_until_empty(backend_store)
+    headers = {"Content-MD5": right_md5, "Content-Digest": right_sha}
+    await upload_ok(await client.put("/files/b.txt", data=body, headers=headers), body, "b.txt")
+
+
 async def test_zero_means_unlimited(make_client: ClientFactory) -> None:
     client = await make_client(max_request_size=0)
     body = os.urandom(2_000_000)

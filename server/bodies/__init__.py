@@ -21,6 +21,7 @@ from .chunks import (
     stalled,
     too_large,
 )
+from .md5 import md5_checked
 
 __all__ = [
     "CONTINUE_DUE",
@@ -35,6 +36,7 @@ __all__ = [
     "continue_if_due",
     "discard_part",
     "form_reader",
+    "md5_checked",
     "part_chunks",
     "raw_chunks",
     "read_json",

@@ -1,5 +1,6 @@
 """`Content-Digest` and `Repr-Digest` (RFC 9530): a client's digest of what it sends, and
-spigot's of what it stored.
+spigot's of what it stored. Also `Content-MD5` (RFC 1864), which RFC 9530 replaces but S3
+still takes on PutObject and UploadPart, so S3 clients send it.
 
 Both are Structured Field Dictionaries of algorithm to Byte Sequence. Only algorithms
 hashlib computes are read; the rest, and a malformed field, are left out, as RFC 9530 lets
@@ -9,6 +10,7 @@ a recipient ignore what it does not support. Nothing here knows about aiohttp or
 from __future__ import annotations
 
 import base64
+import binascii
 from typing import Final
 
 from http_sfv.dictionary import Dictionary
@@ -38,3 +40,23 @@ def digests(value: str | None) -> dict[str, bytes]:
 def digest_header(sha256_hex: str) -> str:
     """The field for a stored file's sha256, as `Repr-Digest` sends it."""
     return f"sha-256=:{base64.b64encode(bytes.fromhex(sha256_hex)).decode()}:"
+
+
+class BadDigest(ValueError):
+    """A `Content-MD5` that is not the base64 of 16 bytes (S3's InvalidDigest)."""
+
+
+def content_md5(value: str | None) -> bytes | None:
+    """A `Content-MD5` field's 16-byte MD5, or None without one.
+
+    Unlike an RFC 9530 field, a malformed one is refused (BadDigest), not ignored: S3 answers
+    it with 400 InvalidDigest, and a client that sends it means the body to be checked."""
+    if value is None:
+        return None
+    try:
+        digest = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise BadDigest("Content-MD5 is not base64") from None
+    if len(digest) != 16:
+        raise BadDigest(f"Content-MD5 is {len(digest)} bytes, not an MD5's 16")
+    return digest

@@ -30,6 +30,7 @@ from ..bodies import (
     check_declared_length,
     discard_part,
     form_reader,
+    md5_checked,
     part_chunks,
     raw_chunks,
     send_continue,
@@ -127,8 +128,20 @@ async def _raw(request: web.Request, name: str | None) -> web.Response:
     spec = _spec(request, name, request.headers.get("Content-Type", ""))
     if expected is not None:
         spec = dataclasses.replace(spec, sha256=True)  # checked under --checksum none too
-    upload = await _store_stream(request, spec, raw_chunks(request, Meter(cap)), expected)
+    chunks: AsyncIterable[bytes] = raw_chunks(request, Meter(cap))
+    if (md5 := _expected_md5(request)) is not None:
+        chunks = md5_checked(chunks, md5)
+    upload = await _store_stream(request, spec, chunks, expected)
     return _created(request, [upload.info])
+
+
+def _expected_md5(request: web.Request) -> bytes | None:
+    """A raw body's `Content-MD5`, as S3's PutObject takes it; a malformed one is a 400
+    before any byte is taken (S3's InvalidDigest)."""
+    try:
+        return digests.content_md5(request.headers.get("Content-MD5"))
+    except digests.BadDigest as exc:
+        raise ApiError(400, "bad_digest", str(exc)) from None
 
 
 def _expected_sha256(request: web.Request) -> str | None:

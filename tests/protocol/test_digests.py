@@ -36,3 +36,35 @@ def test_digest_header_is_rfc9530_sha256() -> None:
     header = digests.digest_header(digest)
     assert header == f"sha-256={sf_bytes(hashlib.sha256(b'hello').digest())}"
     assert digests.digests(header) == {"sha256": bytes.fromhex(digest)}
+
+
+MD5_OF_HELLO = hashlib.md5(b"hello").digest()
+
+
+@pytest.mark.parametrize(
+    ("value", "parsed"),
+    [
+        (None, None),
+        (base64.b64encode(MD5_OF_HELLO).decode(), MD5_OF_HELLO),
+        (" " + base64.b64encode(MD5_OF_HELLO).decode() + " ", MD5_OF_HELLO),  # OWS
+    ],
+)
+def test_content_md5(value: str | None, parsed: bytes | None) -> None:
+    assert digests.content_md5(value) == parsed
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",  # no digest at all
+        MD5_OF_HELLO.hex(),  # hex, as md5sum prints it: S3 wants base64
+        base64.b64encode(MD5_OF_HELLO[:15]).decode(),  # 15 bytes
+        base64.b64encode(hashlib.sha256(b"hello").digest()).decode(),  # a sha256
+        "!!!!",
+        "\u00e9\u00e9\u00e9\u00e9",  # not ASCII
+        base64.b64encode(MD5_OF_HELLO).decode()[:-2],  # padding cut off
+    ],
+)
+def test_a_malformed_content_md5_is_refused(value: str) -> None:
+    with pytest.raises(digests.BadDigest):
+        digests.content_md5(value)
