@@ -439,7 +439,9 @@ class PartReceiver(Protocol):
     """A DirectStore whose direct uploads' parts reach it through the server."""
 
     async def write_part(
-        self, upload: Upload, number: int, chunks: AsyncIterable[bytes]
+        self, upload: Upload, number: int, chunks: AsyncIterable[bytes], md5: bytes | None = None
     ) -> StoredPart:
-        """Store one part whole or not at all; a part uploaded again replaces the last."""
+        """Store one part whole or not at all; a part uploaded again replaces the last.
+        With `md5` (its Content-MD5, as S3's UploadPart takes it), a part whose bytes do not
+        match is not stored at all (ChecksumMismatch), and an earlier one stays."""
         ...

@@ -161,9 +161,9 @@ class LocalStore(DelegatesDirect, DataStore):
     # -- DirectStore (storage.base): local_direct.py does the work ------------------------
 
     async def write_part(
-        self, upload: Upload, number: int, chunks: AsyncIterable[bytes]
+        self, upload: Upload, number: int, chunks: AsyncIterable[bytes], md5: bytes | None = None
     ) -> StoredPart:
-        return await self.direct.write_part(upload, number, chunks)
+        return await self.direct.write_part(upload, number, chunks, md5)
 
     # -- paths --------------------------------------------------------------------------
 

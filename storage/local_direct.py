@@ -8,22 +8,29 @@ spigot as any one-shot body does.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 import secrets
 import shutil
 import time
 from collections.abc import AsyncIterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from .base import StoredPart, Upload, UploadInfo, UploadSpec
 from .direct import named_parts
-from .errors import OverLimit
+from .errors import ChecksumMismatch, OverLimit
 
 if TYPE_CHECKING:
     from .local import LocalStore
 
 MAX_PARTS = 10_000
+
+
+def _write_hashed(f: BinaryIO, hashed: hashlib._Hash, chunk: bytes) -> None:
+    """In a pool thread: the MD5 with the write, both off the event loop."""
+    hashed.update(chunk)
+    f.write(chunk)
 
 
 class LocalDirect:
@@ -48,24 +55,25 @@ class LocalDirect:
         return upload
 
     async def write_part(
-        self, upload: Upload, number: int, chunks: AsyncIterable[bytes]
+        self, upload: Upload, number: int, chunks: AsyncIterable[bytes], md5: bytes | None = None
     ) -> StoredPart:
         """Store one part whole or not at all (a temp file renamed into place), replacing an
-        earlier upload of the same number."""
+        earlier upload of the same number, unless its bytes are not the given `md5`."""
         if not 1 <= number <= MAX_PARTS:
             raise ValueError("part numbers are 1 to 10,000")
         store = self.store
         tmp = store.root / ".tmp" / f"{upload.info.id}.part.{secrets.token_hex(6)}"
-        md5 = hashlib.md5(usedforsecurity=False)  # the ETag S3 would give; not for security
+        hashed = hashlib.md5(usedforsecurity=False)  # the ETag S3 would give; not for security
         f = await store.run_blocking(open, tmp, "wb")
         size = 0
         try:
             async for chunk in chunks:
-                md5.update(chunk)
                 size += len(chunk)
-                await store.run_blocking(f.write, chunk)
+                await store.run_blocking(_write_hashed, f, hashed, chunk)
             await store.run_blocking(f.close)
-            etag = md5.hexdigest()
+            if md5 is not None and not hmac.compare_digest(hashed.digest(), md5):
+                raise ChecksumMismatch(upload.info.id)
+            etag = hashed.hexdigest()
             await store.run_blocking(self._place, upload.info.id, number, etag, tmp)
         finally:
             await store.run_blocking(f.close)

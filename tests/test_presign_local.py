@@ -3,6 +3,7 @@ browser code works in development. POST policies, part PUTs with ETags, complete
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from typing import Any
 from urllib.parse import urlsplit
@@ -152,6 +153,36 @@ async def test_multipart_on_disk(
     joined = b"".join(bytes.fromhex(e.strip('"')) for e in etags)
     assert whole.headers["ETag"] == f'"{hashlib.md5(joined).hexdigest()}-3"'
     assert not (backend_store.data_dir / f"{file_id}.parts").exists()
+
+
+async def test_a_part_is_checked_against_its_content_md5(
+    local: tuple[Client, list[UploadInfo]], backend_store: Backend
+) -> None:
+    """S3's UploadPart check, which Uppy's signPart can ask for: a part that is not its
+    Content-MD5 is not kept, and the part stored before under that number stays."""
+    client, _ = local
+    resp = await client.post(
+        "/s3/multipart", json={"filename": "m.bin", "type": "video/mp4"}, headers=ALICE
+    )
+    made = await resp.json()
+    file_id = made["key"]
+    url = f"/s3/local/{file_id}/1"
+    first, second = b"a" * (1 << 20), b"b" * (1 << 20)
+
+    def md5(data: bytes) -> str:
+        return base64.b64encode(hashlib.md5(data).digest()).decode()
+
+    resp = await client.put(url, data=first, headers={**ALICE, "Content-MD5": md5(first)})
+    assert resp.status == 200 and resp.headers["ETag"] == f'"{hashlib.md5(first).hexdigest()}"'
+    resp = await client.put(url, data=second, headers={**ALICE, "Content-MD5": md5(first)})
+    assert resp.status == 400 and (await resp.json())["error"]["code"] == "digest_mismatch"
+    resp = await client.put(url, data=second, headers={**ALICE, "Content-MD5": "0" * 32})
+    assert resp.status == 400 and (await resp.json())["error"]["code"] == "bad_digest"
+    route = f"/s3/multipart/{made['uploadId']}"
+    listed = await (await client.get(route, params={"key": file_id}, headers=ALICE)).json()
+    etag = f'"{hashlib.md5(first).hexdigest()}"'
+    assert listed == [{"PartNumber": 1, "ETag": etag, "Size": len(first)}]
+    assert not any(".part." in n for n in backend_store.names())  # no temp file left
 
 
 async def test_abort_on_disk_removes_the_parts(

@@ -17,13 +17,14 @@ import time
 from aiohttp import BodyPartReader, web
 
 from storage import DirectStore, Locker, PartReceiver, Upload
+from storage.errors import ChecksumMismatch
 from storage.hashing import WholeOrNothing
 
 from ..auth import Need, guarded, owned
 from ..bodies import Meter, arriving, form_reader, part_chunks, raw_chunks
 from ..context import settings_of, store_of
 from ..errors import ApiError
-from ..protocol import links, presign
+from ..protocol import digests, links, presign
 from ..responses import file_json, file_url, public_base
 from .registry import announce
 
@@ -115,9 +116,18 @@ async def put_part(request: web.Request) -> web.Response:
     owned(request, upload.info)
     if upload.info.direct != "multipart" or upload.info.is_complete:
         raise ApiError(409, "upload_complete", "this upload takes no more parts")
-    part = await store.write_part(
-        upload, number, raw_chunks(request, Meter(upload.info.limit or 0))
-    )
+    try:
+        md5 = digests.content_md5(request.headers.get("Content-MD5"))
+    except digests.BadDigest as exc:
+        raise ApiError(400, "bad_digest", str(exc)) from None
+    try:
+        part = await store.write_part(
+            upload, number, raw_chunks(request, Meter(upload.info.limit or 0)), md5
+        )
+    except ChecksumMismatch:
+        raise ApiError(
+            400, "digest_mismatch", "the part does not match its Content-MD5; it was not kept"
+        ) from None
     return web.Response(status=200, headers={"ETag": part.etag})
 
 
