@@ -99,6 +99,15 @@ def test_the_page_end_to_end(mode: str, big_file: tuple[Path, str], data_dir: Pa
     assert seen["reloadResumedFrom"] >= 40 * MIB and seen["reloadSha256"] == digest
     assert len({seen["uploadedUrl"], seen["killedUrl"], seen["reloadUrl"]}) == 3
     assert seen["deletedStatus"] == 404
+    # 120 more files: 100 rows first, the rest behind the button, newest first throughout
+    total = len(seen["longNewestFirst"])
+    assert total == 123  # the upload, the import, the reloaded upload, and the 120
+    assert seen["longFirstRows"] == 100
+    assert seen["moreText"] == "Show the last 23"
+    assert seen["longAllRows"] == seen["longNewestFirst"]
+    # focus goes to the first row the button added, as the button goes away
+    assert seen["longFirstAdded"] == "many-19.txt"
+    assert seen["longFocus"] == "Download many-19.txt"
     # the page rendered: many colours, and no one colour covers nearly all of it
     assert Path(seen["screenshot"]).stat().st_size > 20_000
     assert seen["colours"]["distinct"] >= 20 and seen["colours"]["dominantShare"] < 0.9

@@ -124,6 +124,7 @@ $('token-forget').addEventListener('click', () => {
   state.me = null
   showSignedIn(false)
   $('file-rows').replaceChildren()
+  showFiles([])
   enable()
   say('Signed out.')
 })
@@ -313,11 +314,44 @@ $('import-form').addEventListener('submit', async (event) => {
 
 // ---- files -----------------------------------------------------------------------------
 
+// Rows go into the table a hundred at a time: tens of thousands of files would make a table
+// too long to use and slow to build. The rest wait here, newest first, for "Show more".
+const ROWS_AT_A_TIME = 100
+/** @type {import('../src/index.d.ts').FileInfo[]} */
+let unshown = []
+
+function showMore(count = ROWS_AT_A_TIME) {
+  const more = $('files-more')
+  const moved = document.activeElement === more
+  const fresh = document.createDocumentFragment() // not a spread: a long list passes its limit
+  for (const file of unshown.splice(0, count)) fresh.append(fileRow(file))
+  const first = fresh.firstElementChild
+  $('file-rows').append(fresh)
+  const rest = unshown.length
+  more.hidden = rest === 0
+  more.textContent = rest > ROWS_AT_A_TIME
+    ? `Show ${ROWS_AT_A_TIME} more (${rest.toLocaleString()} not shown)`
+    : `Show the last ${rest}`
+  // The button goes once all is shown: focus moves to the rows it added, not to the page.
+  if (moved && more.hidden) first?.querySelector('a')?.focus()
+}
+$('files-more').addEventListener('click', () => showMore())
+
+/** The table anew, as many rows as it had (a refresh after an upload keeps what "Show
+ * more" opened), and the rest behind the button.
+ * @param {import('../src/index.d.ts').FileInfo[]} files */
+function showFiles(files) {
+  const rows = $('file-rows')
+  const count = Math.max(ROWS_AT_A_TIME, rows.childElementCount)
+  unshown = files
+  rows.replaceChildren()
+  showMore(count)
+}
+
 let listing = 0
 async function refresh() {
   if (!may('read')) return
   const mine = ++listing
-  const rows = $('file-rows')
   /** @type {import('../src/index.d.ts').FileInfo[]} */
   const files = []
   try {
@@ -332,11 +366,8 @@ async function refresh() {
   if (mine !== listing) return
   // The listing comes in the store's order (a directory's, or S3's key order); a person
   // looks for what they added last, so newest first.
-  files.sort((a, b) => b.created - a.created)
-  const fresh = document.createDocumentFragment() // not a spread: a long list passes its limit
-  for (const file of files) fresh.append(fileRow(file))
-  rows.replaceChildren(fresh)
   $('files-empty').hidden = files.length > 0
+  showFiles(files.sort((a, b) => b.created - a.created))
 }
 $('refresh').addEventListener('click', refresh)
 

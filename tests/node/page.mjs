@@ -243,6 +243,28 @@ try {
   await remove.click()
   await fileRow(doomed).waitFor({ state: 'detached' })
   seen.deletedStatus = (await fetch(seen.killedUrl, { headers: TOKEN ? { Authorization: `Bearer ${TOKEN}` } : {} })).status
+
+  // ---- a long list: a hundred rows, then the rest behind "Show more" ----
+  const auth = TOKEN ? { Authorization: `Bearer ${TOKEN}` } : {}
+  for (let i = 0; i < 120; i++) {
+    const made = await fetch(`${SPIGOT}/files/?name=many-${i}.txt`, { method: 'POST', headers: auth, body: `file ${i}` })
+    assert.equal(made.status, 201)
+  }
+  const rowIds = () => page.locator('#file-rows tr').evaluateAll((rows) => rows.map((r) => r.dataset.id))
+  await page.getByRole('button', { name: 'Refresh' }).click()
+  await page.locator('#file-rows td.name', { hasText: 'many-119.txt' }).waitFor()
+  seen.longFirstRows = (await rowIds()).length
+  const more = page.locator('#files-more')
+  seen.moreText = await more.textContent()
+  await more.click()
+  await more.waitFor({ state: 'hidden' })
+  seen.longAllRows = await rowIds()
+  seen.longFocus = await page.evaluate(() => document.activeElement?.getAttribute('aria-label'))
+  seen.longFirstAdded = await page.locator('#file-rows tr').nth(100).locator('td.name').textContent()
+  const listed = await (await fetch(`${SPIGOT}/files/`, { headers: auth })).json()
+  seen.longNewestFirst = listed.sort((a, b) => b.created - a.created).map((f) => f.id)
+  await page.getByRole('button', { name: 'Refresh' }).click() // keeps what was opened
+  await page.waitForFunction((n) => document.querySelectorAll('#file-rows tr').length === n && document.querySelector('#files-more').hidden, seen.longAllRows.length)
 } finally {
   await browser.close()
   origin.close()
