@@ -44,6 +44,14 @@ async def test_a_one_shot_digest_field_is_still_checked(client: Client) -> None:
     assert right.status == 201 and (await right.json())["sha256"] == sha256(BODY)
 
 
+async def test_no_digest_is_claimed_without_a_sha256(client: Client) -> None:
+    """Nothing computed the file's sha256, so no Repr-Digest or Digest names one."""
+    doc = await (await client.post("/files/", data=BODY)).json()
+    resp = await client.get(f"/files/{doc['id']}", headers={"Want-Digest": "SHA-256"})
+    assert resp.status == 200 and sha256(await resp.read()) == sha256(BODY)
+    assert "Repr-Digest" not in resp.headers and "Digest" not in resp.headers
+
+
 async def test_a_one_shot_upload_has_its_id_for_etag(client: Client) -> None:
     created = await client.post("/files/", data=BODY, headers={"Content-Type": "video/mp4"})
     assert created.status == 201

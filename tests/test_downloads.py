@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import re
@@ -179,6 +181,35 @@ async def test_multi_range_head_has_exact_length(client: Client, stored: dict[st
     head = await client.head(url, headers={"Range": "bytes=0-0,5-5"})
     assert head.status == 206
     assert head.headers["Content-Length"] == str(len(await get.read()))
+
+
+async def test_the_files_digest_is_on_every_answer_with_its_bytes(
+    client: Client, stored: dict[str, str]
+) -> None:
+    """RFC 9530's Repr-Digest on 200, 206 and HEAD (the whole file's, a range's too), and
+    RFC 3230's Digest for a client that asks by Want-Digest, as aria2 does."""
+    whole = base64.b64encode(hashlib.sha256(BODY).digest()).decode()
+    url = f"/files/{stored['id']}"
+    aria2 = {"Want-Digest": "SHA-512;q=1, SHA-256;q=1, SHA;q=0.1"}
+    for method, headers, status in [
+        ("GET", {}, 200),
+        ("HEAD", {}, 200),
+        ("GET", {"Range": "bytes=10-19"}, 206),
+        ("GET", {"Range": "bytes=0-0,5-5"}, 206),
+        ("GET", aria2, 200),
+        ("GET", {**aria2, "Range": "bytes=100-"}, 206),
+    ]:
+        resp = await client.request(method, url, headers=headers)
+        assert resp.status == status
+        assert resp.headers["Repr-Digest"] == f"sha-256=:{whole}:"
+        if "Want-Digest" in headers:
+            assert resp.headers["Digest"] == f"SHA-256={whole}"
+        else:
+            assert "Digest" not in resp.headers
+    refused = await client.get(url, headers={"Want-Digest": "SHA-256;q=0, MD5"})
+    assert "Digest" not in refused.headers
+    unchanged = await client.get(url, headers={"If-None-Match": stored["etag"]})
+    assert unchanged.status == 304 and "Repr-Digest" not in unchanged.headers
 
 
 @pytest.mark.parametrize(

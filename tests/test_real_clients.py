@@ -192,6 +192,39 @@ def test_aria2c_segmented(spigot: SpigotProcess, source: tuple[Path, str], tmp_p
     assert file_sha256(tmp_path / "aria.out") == digest
 
 
+def aria2c_get(url: str, dest: Path) -> subprocess.CompletedProcess[str]:
+    return run(require("aria2c"), "-x4", "-s4", "--min-split-size=1M", "--file-allocation=none",
+               "--summary-interval=0", "--allow-overwrite=true", "-d", str(dest.parent),
+               "-o", dest.name, url)  # fmt: skip
+
+
+def test_aria2c_checks_the_file_against_spigots_digest(tmp_path: Path, data_dir: Path) -> None:
+    """aria2c sends `Want-Digest` with every request and checks the file it put together
+    from its segments against the `Digest` it gets back (RFC 3230): bytes that changed on
+    spigot's disk after the upload are an error, not a downloaded file."""
+    from tests.conftest import start_spigot, stop_spigot
+
+    path = tmp_path / "checked.bin"
+    digest = write_random(path, 5 * 1024 * 1024)
+    server = start_spigot(data_dir)
+    try:
+        doc = curl_upload("-T", str(path), f"{server.url}/files/")
+        url = f"{server.url}/files/{doc['id']}"
+        good = aria2c_get(url, tmp_path / "good.bin")
+        assert good.returncode == 0, good.stdout + good.stderr
+        assert file_sha256(tmp_path / "good.bin") == digest
+        with open(data_dir / str(doc["id"]), "r+b") as stored:  # one byte flips on disk
+            stored.seek(3 << 20)
+            byte = stored.read(1)
+            stored.seek(3 << 20)
+            stored.write(bytes([byte[0] ^ 0xFF]))
+        bad = aria2c_get(url, tmp_path / "bad.bin")
+        assert bad.returncode == 32, bad.stdout + bad.stderr  # aria2's checksum error
+        assert "Checksum error detected" in bad.stdout
+    finally:
+        stop_spigot(server)
+
+
 def test_curl_multi_range(spigot: SpigotProcess, source: tuple[Path, str], tmp_path: Path) -> None:
     path, _ = source
     doc = curl_upload("-T", str(path), f"{spigot.url}/files/")

@@ -1,6 +1,7 @@
 """`Content-Digest` and `Repr-Digest` (RFC 9530): a client's digest of what it sends, and
-spigot's of what it stored. Also `Content-MD5` (RFC 1864), which RFC 9530 replaces but S3
-still takes on PutObject and UploadPart, so S3 clients send it.
+spigot's of what it stored. Also the fields RFC 9530 replaces that clients still use:
+`Content-MD5` (RFC 1864), which S3 takes on PutObject and UploadPart, and RFC 3230's
+`Want-Digest` and `Digest`, which aria2 asks for and checks.
 
 Both are Structured Field Dictionaries of algorithm to Byte Sequence. Only algorithms
 hashlib computes are read; the rest, and a malformed field, are left out, as RFC 9530 lets
@@ -40,6 +41,31 @@ def digests(value: str | None) -> dict[str, bytes]:
 def digest_header(sha256_hex: str) -> str:
     """The field for a stored file's sha256, as `Repr-Digest` sends it."""
     return f"sha-256=:{base64.b64encode(bytes.fromhex(sha256_hex)).decode()}:"
+
+
+def instance_digest(sha256_hex: str) -> str:
+    """The same sha256 as RFC 3230's `Digest` field gives it (RFC 9530 obsoletes it, but
+    aria2 still reads it, and checks the file it downloaded against it)."""
+    return f"SHA-256={base64.b64encode(bytes.fromhex(sha256_hex)).decode()}"
+
+
+def wants_sha256(want_digest: str | None) -> bool:
+    """Whether an RFC 3230 `Want-Digest` accepts SHA-256: named, with a q above 0. aria2
+    sends `SHA-512;q=1, SHA-256;q=1, SHA;q=0.1` on every request. A malformed q is a no."""
+    for item in (want_digest or "").split(","):
+        name, _, params = item.partition(";")
+        if name.strip().lower() != "sha-256":
+            continue
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        return 0.0 < q <= 1.0
+    return False
 
 
 class BadDigest(ValueError):

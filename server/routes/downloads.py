@@ -27,7 +27,7 @@ from ..context import settings_of, store_of
 from ..errors import ApiError
 from ..netio import stalled_sends
 from ..presign import recognise
-from ..protocol import accel, byteranges, conditional, disposition, links
+from ..protocol import accel, byteranges, conditional, digests, disposition, links
 from ..protocol.conditional import Outcome, Validators
 from ..protocol.media import is_active, served_type
 from ..protocol.ranges import ByteRange, Unsatisfiable, parse_range
@@ -53,16 +53,22 @@ class Representation:
     inline: str  # Content-Disposition values
     attachment: str
     active: bool  # a browser would run script in it: served sandboxed
+    # Its sha256 as RFC 9530's Repr-Digest and RFC 3230's Digest give it; None when no
+    # sha256 was kept (--checksum none, a direct upload S3 received).
+    repr_digest: str | None
+    instance_digest: str | None
 
 
 def representation(info: UploadInfo) -> Representation:
     assert info.strong_etag is not None and info.completed is not None
-    return _representation(info.strong_etag, info.completed, info.name, info.content_type)
+    return _representation(
+        info.strong_etag, info.completed, info.name, info.content_type, info.sha256
+    )
 
 
 @lru_cache(maxsize=4096)
 def _representation(
-    etag: str, completed: float, name: str, declared_type: str | None
+    etag: str, completed: float, name: str, declared_type: str | None, sha256: str | None
 ) -> Representation:
     # The content of a finished upload never changes, so its sha256 (or, for a direct
     # upload, the backend's ETag) is a strong validator.
@@ -75,6 +81,8 @@ def _representation(
         active=is_active(content_type),
         inline=disposition.header_for(name, attachment=False),
         attachment=disposition.header_for(name, attachment=True),
+        repr_digest=digests.digest_header(sha256) if sha256 else None,
+        instance_digest=digests.instance_digest(sha256) if sha256 else None,
     )
 
 
@@ -134,6 +142,12 @@ async def get_file(request: web.Request) -> web.StreamResponse:
             status=302, headers={"Location": url, "Cache-Control": "private, no-store"}
         )
     headers["X-Content-Type-Options"] = "nosniff"
+    if rep.repr_digest is not None:
+        # The whole file's digest, on a range too (RFC 9530 section 3): a client that
+        # fetched it in pieces checks what it put together.
+        headers["Repr-Digest"] = rep.repr_digest
+        if digests.wants_sha256(request.headers.get("Want-Digest")):
+            headers["Digest"] = rep.instance_digest or ""
     if rep.active:
         headers["Content-Security-Policy"] = "sandbox"  # see server/protocol/media.py
     # HEAD too: nginx answers it from the file, and spigot-kept-answers.conf asks by HEAD.

@@ -68,3 +68,29 @@ def test_content_md5(value: str | None, parsed: bytes | None) -> None:
 def test_a_malformed_content_md5_is_refused(value: str) -> None:
     with pytest.raises(digests.BadDigest):
         digests.content_md5(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "wanted"),
+    [
+        ("SHA-512;q=1, SHA-256;q=1, SHA;q=0.1", True),  # what aria2 sends
+        ("sha-256", True),
+        ("SHA-256;q=0.3", True),
+        ("MD5, SHA-256 ; q=1", True),
+        ("SHA-256;q=0", False),  # refused
+        ("SHA-256;q=x", False),  # malformed
+        ("SHA-256;q=2", False),  # out of range
+        ("SHA-512, MD5", False),
+        ("SHA-2560", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_wants_sha256(value: str | None, wanted: bool) -> None:
+    assert digests.wants_sha256(value) is wanted
+
+
+def test_instance_digest_is_rfc3230_sha256() -> None:
+    digest = hashlib.sha256(b"hello").hexdigest()
+    encoded = base64.b64encode(hashlib.sha256(b"hello").digest()).decode()
+    assert digests.instance_digest(digest) == f"SHA-256={encoded}"
