@@ -44,7 +44,7 @@ from .errors import (
     UploadGone,
     UploadNotFound,
 )
-from .fdcache import OpenFiles
+from .fdcache import OpenFiles, memory_backed
 from .hashing import ChunkVerifier
 from .ids import is_valid_id, new_id
 from .local_direct import LocalDirect
@@ -93,7 +93,7 @@ class LocalStore(DelegatesDirect, DataStore):
         self.hashers = Hashers()
         self.batches = BatchBudget(WRITE_BUDGET, WRITE_BUFFER, 32 << 10)
         self._finished = FinishedInfos()
-        self.open_files = OpenFiles()
+        self.open_files = OpenFiles(in_memory=memory_backed(self.root))
         self.locker = FileLocker(self.root, self.run_blocking)
         self.direct = LocalDirect(self)
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -18,6 +21,7 @@ from storage import (
     UploadNotFound,
     UploadSpec,
 )
+from storage.fdcache import filesystem_type, memory_backed
 from storage.ids import is_valid_id, new_id
 from storage.names import MAX_NAME_BYTES, sanitize_name
 from tests.conftest import sha256, stored_files
@@ -117,6 +121,77 @@ async def test_small_reads_from_page_cache_and_after_eviction(store: LocalStore)
     os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # evict: RWF_NOWAIT now says EAGAIN
     os.close(fd)
     assert await read_all(opened, 500_000, 504_096) == body[500_000:504_096]
+
+
+MOUNTINFO = """\
+22 27 0:21 / /proc rw,relatime - proc proc rw
+27 1 254:0 / / rw,relatime - ext4 /dev/vda rw
+24 27 0:6 / /dev rw,relatime - devtmpfs devtmpfs rw,mode=755
+25 24 0:23 / /dev/shm rw,relatime - tmpfs tmpfs rw,size=1024k
+30 25 0:27 / /dev/shm rw,relatime - ext4 /dev/vdb rw
+31 27 0:28 / /srv/my\\040files rw - ramfs ramfs rw
+32 27 0:29 / /data rw shared:1 - xfs /dev/vdc rw
+"""
+
+
+@pytest.mark.parametrize(
+    ("path", "kind"),
+    [
+        ("/", "ext4"),
+        ("/var/lib/spigot", "ext4"),
+        ("/dev/shm/spigot", "ext4"),  # the second mount on /dev/shm hides the tmpfs
+        ("/dev/pts", "devtmpfs"),
+        ("/srv/my files/x", "ramfs"),  # \040 is a space
+        ("/srv/my", "ext4"),
+        ("/data", "xfs"),  # optional fields (shared:1) before the separator
+        ("/database", "ext4"),  # not under /data
+    ],
+)
+def test_filesystem_type_from_mountinfo(path: str, kind: str) -> None:
+    assert filesystem_type(MOUNTINFO, path) == kind
+    assert filesystem_type("garbage\n", path) is None
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Path]:
+    where = tmp_path / "tmpfs"
+    where.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(where)], check=True)
+    yield where
+    subprocess.run(["umount", "-l", str(where)], check=True)
+
+
+@pytest.mark.parametrize("on", ["disk", "tmpfs"])
+async def test_a_warm_small_read_never_leaves_the_loop(
+    on: str, data_dir: Path, request: pytest.FixtureRequest
+) -> None:
+    """The hot path of range readers: on disk by RWF_NOWAIT, which tmpfs cannot do; its
+    pages are memory, so a plain read there is as safe. Before, tmpfs took a pool thread
+    for every small read and served half the ranges a disk did."""
+    root = request.getfixturevalue("tmpfs") if on == "tmpfs" else data_dir
+    assert memory_backed(root) is (on == "tmpfs")
+    store = LocalStore(root)
+    await store.start()
+    try:
+        body = os.urandom(1 << 20)
+        upload = await store.create(UploadSpec(name="r", length=len(body)))
+        await upload.append(0, chunks(body))
+        await upload.finish()
+        opened = await store.open(upload.info.id)
+        assert await read_all(opened, 0, 4096) == body[:4096]  # opens the file in a thread
+        handed_off = []
+        real = store.run_blocking
+
+        async def counted(fn: Any, *args: Any) -> Any:
+            handed_off.append(fn)
+            return await real(fn, *args)
+
+        store.run_blocking = counted  # type: ignore[method-assign]
+        for start in (4096, 65536, 1 << 19):
+            assert await read_all(opened, start, start + 4096) == body[start : start + 4096]
+        assert handed_off == []
+    finally:
+        await store.close()
 
 
 async def test_file_deleted_by_another_process_is_not_served(store: LocalStore) -> None:
