@@ -23,7 +23,7 @@ from pathlib import Path
 import aiofiles
 
 from storage import LocalStore, UploadSpec
-from storage.local import WRITE_BUFFER
+from storage.local.store import WRITE_BUFFER
 
 CHUNK = 64 << 10
 

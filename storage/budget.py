@@ -1,6 +1,6 @@
 """How large a batch each upload gathers before one write, so that memory stays flat.
 
-An upload gathers network chunks into large writes done in a pool thread (local.py says
+An upload gathers network chunks into large writes done in a pool thread (local/store.py says
 why: the cost is in thread hand-offs, not bytes). Alone, an upload gathers `largest`. With
 many at once, each gathers an equal share of `total`, down to `smallest`, so all uploads
 together hold about `total` bytes gathered plus as much in flight, however many there are.

@@ -5,7 +5,7 @@ spigot itself, so browser code written for S3 runs unchanged in development.
   and `Content-Type`, which must name the upload and its type exactly, as in S3's policy;
   the file streams into the upload whole or not at all, within its limit.
 - A part URL becomes `PUT /s3/local/{id}/{n}?expires=…&sig=…`, answered with the part's
-  `ETag`; complete joins the parts in the kernel (storage/local_direct.py).
+  `ETag`; complete joins the parts in the kernel (storage/local/direct.py).
 
 Both are signed with `--secret`: the link is the credential, as S3's signature is.
 """

@@ -21,8 +21,8 @@ from storage import (
     UploadNotFound,
     UploadSpec,
 )
-from storage.fdcache import filesystem_type, memory_backed
 from storage.ids import is_valid_id, new_id
+from storage.local.fdcache import filesystem_type, memory_backed
 from storage.names import MAX_NAME_BYTES, sanitize_name
 from tests.conftest import sha256, stored_files
 from tests.storage.test_contract import chunks, read_all

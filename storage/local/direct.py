@@ -17,12 +17,12 @@ from collections.abc import AsyncIterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from .base import StoredPart, Upload, UploadInfo, UploadSpec
-from .direct import named_parts
-from .errors import ChecksumMismatch, OverLimit
+from ..base import StoredPart, Upload, UploadInfo, UploadSpec
+from ..direct import named_parts
+from ..errors import ChecksumMismatch, OverLimit
 
 if TYPE_CHECKING:
-    from .local import LocalStore
+    from .store import LocalStore
 
 MAX_PARTS = 10_000
 
@@ -114,7 +114,7 @@ class LocalDirect:
             await upload.delete()
             raise OverLimit(total, limit)
         paths = [listed[n][1] for n, _ in named]
-        from .local import _copy_files
+        from .store import _copy_files
 
         await self.store.run_blocking(_copy_files, paths, self.store.data_path(info.id))
         # S3's multipart ETag: the md5 of the parts' md5s, then their count.
@@ -135,7 +135,7 @@ class LocalDirect:
         return upload.info.is_complete  # a POST's body came through spigot, which finished it
 
     async def hash_direct(self, upload: Upload) -> str:
-        from .local import _hash_file
+        from .store import _hash_file
 
         info = upload.info
         info.sha256 = await self.store.run_blocking(_hash_file, self.store.data_path(info.id))

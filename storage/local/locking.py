@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import LockTimeout
+from ..errors import LockTimeout
 
 T = TypeVar("T")
 RunBlocking = Callable[..., Awaitable[Any]]

@@ -29,10 +29,10 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO, TypeVar
 
-from .base import ByteSink, DataStore, MovableBody, StoredPart, Upload, UploadInfo, UploadSpec
-from .budget import BatchBudget
-from .direct import DelegatesDirect
-from .errors import (
+from ..base import ByteSink, DataStore, MovableBody, StoredPart, Upload, UploadInfo, UploadSpec
+from ..budget import BatchBudget
+from ..direct import DelegatesDirect
+from ..errors import (
     ChecksumMismatch,
     LengthExceeded,
     OffsetMismatch,
@@ -44,14 +44,14 @@ from .errors import (
     UploadGone,
     UploadNotFound,
 )
+from ..hashing import ChunkVerifier
+from ..ids import is_valid_id, new_id
+from ..memo import FinishedInfos, Hashers
+from ..uncancelled import to_the_end
+from ..writes import append_all
+from .direct import LocalDirect
 from .fdcache import OpenFiles, memory_backed
-from .hashing import ChunkVerifier
-from .ids import is_valid_id, new_id
-from .local_direct import LocalDirect
 from .locking import FileLocker
-from .memo import FinishedInfos, Hashers
-from .uncancelled import to_the_end
-from .writes import append_all
 
 T = TypeVar("T")
 
@@ -158,7 +158,7 @@ class LocalStore(DelegatesDirect, DataStore):
         self.open_files.close()
         self._pool.shutdown(wait=True)
 
-    # -- DirectStore (storage.base): local_direct.py does the work ------------------------
+    # -- DirectStore (storage.base): direct.py does the work ------------------------------
 
     async def write_part(
         self, upload: Upload, number: int, chunks: AsyncIterable[bytes], md5: bytes | None = None
@@ -504,7 +504,7 @@ class LocalUpload(Upload):
         """Small ranges are the hot path of segmented and random-access clients.
 
         A finished file's bytes come straight from the page cache when they are there (see
-        storage/fdcache.py); otherwise one hand-off to the pool opens, reads and closes.
+        storage/local/fdcache.py); otherwise one hand-off to the pool opens, reads and closes.
         """
         upload_id = self._info.id
         open_files = self._store.open_files
