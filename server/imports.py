@@ -57,6 +57,8 @@ class ImportJob:
     file_id: str | None = None
     error: str | None = None
     created: float = field(default_factory=time.time)
+    cancelled: bool = False  # by its client (Companion's `cancel`), not by a shutdown
+    queued: bool = True  # counted among the jobs waiting for a slot
 
     def topic(self) -> str:
         return f"import:{self.id}"
@@ -89,7 +91,7 @@ class Importer:
         self._slots = asyncio.Semaphore(settings.import_concurrency)
         self._waiting = 0
         self._jobs: OrderedDict[str, ImportJob] = OrderedDict()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[str, asyncio.Task[None]] = {}  # by job id, until each ends
 
     @property
     def events(self) -> UploadEvents:
@@ -112,19 +114,42 @@ class Importer:
             self._jobs.popitem(last=False)
         self._waiting += 1
         task = asyncio.create_task(self._run(job, base_url))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks[job.id] = task
+        task.add_done_callback(lambda _: self._ended(job))
         return job
 
+    def _dequeue(self, job: ImportJob) -> None:
+        """The job waits no longer: it has a slot, or it ended (perhaps before it began)."""
+        if job.queued:
+            job.queued = False
+            self._waiting -= 1
+
+    def _ended(self, job: ImportJob) -> None:
+        self._dequeue(job)  # a task cancelled before its first step never ran its body
+        self._tasks.pop(job.id, None)
+        if job.state in ("queued", "running"):
+            self._fail(job, "the import was cancelled")
+
+    def cancel(self, job_id: str) -> bool:
+        """Stop a queued or running import; what it stored is removed. False if it has
+        ended already."""
+        task, job = self._tasks.get(job_id), self._jobs.get(job_id)
+        if task is None or job is None or job.state in ("complete", "error"):
+            return False
+        job.cancelled = True
+        task.cancel()
+        return True
+
     async def close(self) -> None:
-        for task in list(self._tasks):
+        tasks = list(self._tasks.values())
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _run(self, job: ImportJob, base_url: str) -> None:
         try:
             async with self._slots:
-                self._waiting -= 1
+                self._dequeue(job)
                 job.state = "running"
                 self._progress(job)
                 upload = await self._fetch(job)
@@ -132,6 +157,9 @@ class Importer:
             self._fail(job, str(exc))
             return
         except asyncio.CancelledError:
+            if job.cancelled:
+                self._fail(job, "the import was cancelled")
+                return
             self._fail(job, "the server shut down")
             raise
         except Exception as exc:  # never let a background job die silently

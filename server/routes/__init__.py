@@ -1,8 +1,9 @@
 """URL map. Each module under routes/ is one HTTP concern; this file only wires them, and
 says what each route needs (server/auth): the table of routes and scopes in the README is
 this file read aloud. The page (`/`, `/static/`), `/healthz`, `/readyz`, `/api/config`,
-OPTIONS (tus discovery, CORS preflight), `/metrics` (its own token) and `/proxy` (whose
-links are their own signature) are the only routes without a guard.
+OPTIONS (tus discovery, CORS preflight), `/metrics` (its own token), `/proxy` (whose
+links are their own signature) and `/api/{token}` (Companion's socket, whose token is its
+credential) are the only routes without a guard.
 """
 
 from aiohttp import web
@@ -23,6 +24,7 @@ from ..resumable import (
     is_draft_creation,
 )
 from ..web import add_web_routes
+from .companion import transfer_socket, url_get, url_meta
 from .config import api_config
 from .downloads import get_file
 from .events import file_events, progress_events
@@ -129,6 +131,12 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/imports/{id}", guarded(IMPORT_STATUS, import_status))
     r.add_get("/imports/{id}/events", guarded(IMPORT_EVENTS, import_events))
     app.cleanup_ctx.append(importer)
+    # Uppy Companion's URL provider (@uppy/url): a link pasted there is an import. A
+    # browser's WebSocket carries no Authorization header: the token, which only the caller
+    # of /url/get was given (128 random bits), is the socket's credential, as in Companion.
+    r.add_post("/url/meta", guarded(IMPORT, url_meta))
+    r.add_post("/url/get", guarded(IMPORT, url_get))
+    r.add_get("/api/{token}", transfer_socket)
     r.add_post("/sign", guarded(SIGN, sign))
     add_presign_routes(app)
     add_web_routes(app)  # the page at / (open: it asks for a token itself)
