@@ -699,6 +699,7 @@ async def test_every_route_is_guarded_but_the_open_ones(make_client: ClientFacto
         ("OPTIONS", "/files/{id}"),
         ("GET", "/proxy"),
         ("HEAD", "/proxy"),
+        ("GET", "/api/{token}"),  # Companion's socket: the token is its credential
     }
     assert (await client.get("/healthz")).status == 200
     assert (await client.options("/files/")).status == 204

@@ -180,6 +180,7 @@ ROUTES = (
     *(("PUT", "/s3/local/{u}/{s}"), ("GET", "/files/"), ("GET", "/files/{s}")),
     *(("DELETE", "/files/{s}"), ("GET", "/files/{u}/events"), ("GET", "/progress/{s}/events")),
     *(("GET", "/proxy"), ("GET", "/api/me"), ("GET", "/api/config"), ("GET", "/static/{s}")),
+    *(("POST", "/url/meta"), ("POST", "/url/get"), ("GET", "/api/{s}")),  # Companion's
 )
 
 

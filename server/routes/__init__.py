@@ -136,7 +136,7 @@ def add_routes(app: web.Application) -> None:
     # of /url/get was given (128 random bits), is the socket's credential, as in Companion.
     r.add_post("/url/meta", guarded(IMPORT, url_meta))
     r.add_post("/url/get", guarded(IMPORT, url_get))
-    r.add_get("/api/{token}", transfer_socket)
+    r.add_get("/api/{token}", transfer_socket, allow_head=False)
     r.add_post("/sign", guarded(SIGN, sign))
     add_presign_routes(app)
     add_web_routes(app)  # the page at / (open: it asks for a token itself)
