@@ -267,13 +267,18 @@ class LocalStore(DelegatesDirect, DataStore):
         # One directory iterator, advanced a batch at a time in the pool: memory stays at
         # one batch however many uploads the directory holds. Batches run one after
         # another, never concurrently, so the iterator is never shared between threads.
-        entries = await self.run_blocking(os.scandir, self.root)
+        # A listing cancelled mid-batch waits for the batch (to_the_end) before it closes
+        # the iterator: closing it while a thread still read it crashed the process
+        # (closedir under readdir, a segfault in one CI run).
+        entries = await to_the_end(self.run_blocking(os.scandir, self.root))
         try:
-            while batch := await self.run_blocking(self._next_infos, entries, LIST_BATCH):
+            while batch := await to_the_end(
+                self.run_blocking(self._next_infos, entries, LIST_BATCH)
+            ):
                 for info in batch:
                     yield info
         finally:
-            await self.run_blocking(entries.close)
+            await to_the_end(self.run_blocking(entries.close))
 
     async def prune(self, now: float) -> int:
         """Remove tombstones older than TOMBSTONE_AGE, and lock or release files whose

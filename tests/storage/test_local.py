@@ -3,6 +3,7 @@ the pure helpers (ids, names). The contract both backends share is test_contract
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -192,6 +193,56 @@ async def test_a_warm_small_read_never_leaves_the_loop(
         assert handed_off == []
     finally:
         await store.close()
+
+
+async def test_a_cancelled_listing_closes_its_directory_after_the_batch(
+    store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A listing whose request goes away while a batch is read in a pool thread must not
+    close the directory under that thread: closedir under readdir killed a CI worker."""
+    import storage.local.store as local_store
+
+    for n in range(3):
+        upload = await store.create(UploadSpec(name=f"f{n}", length=1))
+        await upload.append(0, chunks(b"x"))
+        await upload.finish()
+    seen: list[str] = []
+    real_scandir, real_batch = os.scandir, store._next_infos
+
+    class Entries:
+        def __init__(self, path: Path) -> None:
+            self._it = real_scandir(path)
+
+        def __iter__(self) -> Entries:
+            return self
+
+        def __next__(self) -> os.DirEntry[str]:
+            return next(self._it)
+
+        def close(self) -> None:
+            seen.append("close")
+            self._it.close()
+
+    def slow_batch(entries: Any, want: int) -> Any:
+        seen.append("batch")
+        time.sleep(0.3)  # still reading when the listing is cancelled
+        found = real_batch(entries, want)
+        seen.append("batch done")
+        return found
+
+    monkeypatch.setattr(local_store.os, "scandir", Entries)
+    monkeypatch.setattr(store, "_next_infos", slow_batch)
+
+    async def consume() -> None:
+        async for _ in store.list_uploads():
+            pass
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert seen == ["batch", "batch done", "close"]
 
 
 async def test_file_deleted_by_another_process_is_not_served(store: LocalStore) -> None:
