@@ -91,9 +91,8 @@ class JwtVerifier:
             return self._key, self._algorithms
         try:
             # PyJWKClient fetches with urllib, which blocks: a worker thread does it.
-            found = await asyncio.wait_for(
-                asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token), JWKS_TIMEOUT * 2
-            )
+            async with asyncio.timeout(JWKS_TIMEOUT * 2):
+                found = await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)
         except (jwt.PyJWKClientConnectionError, TimeoutError):
             raise errors.unavailable("the JWKS endpoint did not answer") from None
         except (jwt.PyJWKClientError, jwt.PyJWKError, jwt.DecodeError):

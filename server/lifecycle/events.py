@@ -93,7 +93,8 @@ class UploadEvents:
                 return
             waiter = topic.changed
             try:
-                await asyncio.wait_for(waiter.wait(), heartbeat)
+                async with asyncio.timeout(heartbeat):
+                    await waiter.wait()
             except TimeoutError:
                 yield None
 

@@ -94,10 +94,10 @@ async def open_upstream(
     for _hop in range(MAX_REDIRECTS + 1):
         check_target(url, allow_private)
         try:
-            response = await asyncio.wait_for(
-                session.request(method, url, headers=headers, allow_redirects=False),
-                timeouts.first_byte,
-            )
+            async with asyncio.timeout(timeouts.first_byte):
+                response = await session.request(
+                    method, url, headers=headers, allow_redirects=False
+                )
         except aiohttp.ClientConnectorError as exc:
             raise _refusal_inside(exc) or exc from None
         location = response.headers.get("Location")

@@ -26,7 +26,8 @@ async def readyz(request: web.Request) -> web.Response:
     store = store_of(request)
     if isinstance(store, ReadyCheck):
         try:
-            await asyncio.wait_for(store.check_ready(), READY_TIMEOUT)
+            async with asyncio.timeout(READY_TIMEOUT):
+                await store.check_ready()
         except (StorageError, TimeoutError) as exc:
             why = str(exc) or "the storage did not answer in time"
             return web.json_response(

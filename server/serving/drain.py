@@ -58,7 +58,8 @@ class Drain:
         deadline = time.monotonic() + within
         while self._running and (left := deadline - time.monotonic()) > 0:
             try:
-                await asyncio.wait_for(self._idle.wait(), left)
+                async with asyncio.timeout(left):
+                    await self._idle.wait()
             except TimeoutError:
                 break
         cut = list(self._running)

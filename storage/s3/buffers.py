@@ -74,9 +74,10 @@ class TempSpace:
     async def reserve(self, size: int) -> None:
         async with self._freed:
             try:
-                await asyncio.wait_for(
-                    self._freed.wait_for(lambda: self.used + size <= self.cap), self.wait
-                )
+                # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that
+                # arrives as the wait ends (gh-86296), and a cancelled import then ran on.
+                async with asyncio.timeout(self.wait):
+                    await self._freed.wait_for(lambda: self.used + size <= self.cap)
             except TimeoutError:
                 raise TempSpaceFull(
                     f"temp space is full ({self.used} of {self.cap} bytes in use)"
