@@ -45,6 +45,9 @@ class ImportFailed(Exception):
     pass
 
 
+CANCELLED = "the import was cancelled"
+
+
 @dataclass
 class ImportJob:
     id: str
@@ -92,6 +95,8 @@ class Importer:
         self._waiting = 0
         self._jobs: OrderedDict[str, ImportJob] = OrderedDict()
         self._tasks: dict[str, asyncio.Task[None]] = {}  # by job id, until each ends
+        # The upstream response each job is reading, while it stores what arrives.
+        self._reading: dict[str, aiohttp.ClientResponse] = {}
 
     @property
     def events(self) -> UploadEvents:
@@ -128,16 +133,27 @@ class Importer:
         self._dequeue(job)  # a task cancelled before its first step never ran its body
         self._tasks.pop(job.id, None)
         if job.state in ("queued", "running"):
-            self._fail(job, "the import was cancelled")
+            self._fail(job, CANCELLED)
 
     def cancel(self, job_id: str) -> bool:
         """Stop a queued or running import; what it stored is removed. False if it has
-        ended already."""
+        ended already.
+
+        A job that is storing is not cancelled as a task: its store's calls run in threads
+        that a cancellation does not stop, and one finishing after the upload's removal
+        would leave part of it behind (an S3 object, a sidecar). Its upstream is closed
+        instead, and the job stops between chunks, with no store call in flight. A job
+        waiting for a slot, connecting or backing off has none, and is cancelled at once.
+        """
         task, job = self._tasks.get(job_id), self._jobs.get(job_id)
         if task is None or job is None or job.state in ("complete", "error"):
             return False
         job.cancelled = True
-        task.cancel()
+        reading = self._reading.get(job_id)
+        if reading is not None:
+            reading.close()
+        else:
+            task.cancel()
         return True
 
     async def close(self) -> None:
@@ -158,7 +174,7 @@ class Importer:
             return
         except asyncio.CancelledError:
             if job.cancelled:
-                self._fail(job, "the import was cancelled")
+                self._fail(job, CANCELLED)
                 return
             self._fail(job, "the server shut down")
             raise
@@ -214,20 +230,24 @@ class Importer:
                     if attempt == ATTEMPTS:
                         raise ImportFailed(f"could not reach the upstream: {exc}") from None
                 else:
+                    self._reading[job.id] = response
                     try:
                         if upload is None:
                             upload, validator = await self._begin(job, response)
                         else:
                             self._check_resume(response, offset)
                         await self._receive(job, upload, response)
+                        self._check_cancelled(job)
                         if upload.info.length is None or upload.info.offset == upload.info.length:
                             await upload.finish()
                             return upload
                     except (aiohttp.ClientError, TimeoutError) as exc:
+                        self._check_cancelled(job)  # its upstream was closed for it
                         resumable = validator is not None and upload is not None
                         if not resumable or attempt == ATTEMPTS:
                             raise ImportFailed(f"the upstream connection failed: {exc}") from None
                     finally:
+                        del self._reading[job.id]
                         response.release()
                 await asyncio.sleep(delay)
                 delay *= 2
@@ -261,6 +281,11 @@ class Importer:
         validator = response.headers.get("ETag") or response.headers.get("Last-Modified")
         return upload, validator if ranges and total is not None else None
 
+    @staticmethod
+    def _check_cancelled(job: ImportJob) -> None:
+        if job.cancelled:
+            raise ImportFailed(CANCELLED)
+
     def _check_resume(self, response: aiohttp.ClientResponse, offset: int) -> None:
         content_range = response.headers.get("Content-Range", "")
         if response.status != 206 or not content_range.startswith(f"bytes {offset}-"):
@@ -275,6 +300,7 @@ class Importer:
         async def chunks() -> Any:
             nonlocal last
             async for chunk in response.content.iter_any():
+                self._check_cancelled(job)
                 job.received += len(chunk)
                 if cap and job.received > cap:
                     raise ImportFailed(f"the file grew past {cap} bytes")

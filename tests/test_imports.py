@@ -27,6 +27,7 @@ class Origin:
         self.drop_first = False
         self.ranges = True
         self.connections = 0
+        self.pause = 0.0  # between 512 KiB pieces: an import slow enough to cancel
         self.server: TestServer | None = None
 
     def url(self, path: str = "/file.bin") -> str:
@@ -53,7 +54,12 @@ class Origin:
             assert request.transport is not None
             request.transport.abort()
             return resp
-        await resp.write(BODY[start:])
+        if not self.pause:
+            await resp.write(BODY[start:])
+            return resp
+        for at in range(start, len(BODY), 512 << 10):
+            await resp.write(BODY[at : at + (512 << 10)])
+            await asyncio.sleep(self.pause)
         return resp
 
 
@@ -125,6 +131,35 @@ async def test_import_without_ranges_fails_cleanly(
     assert [f for f in backend_store.names() if not f.startswith(".")] == []
     status = await (await client.get(f"/imports/{doc['id']}")).json()
     assert status["state"] == "error"
+
+
+async def test_an_import_can_be_cancelled(
+    make_client: ClientFactory, origin: Origin, backend_store: Backend
+) -> None:
+    """`DELETE /imports/{id}`, as a tus client terminates an upload: the fetch stops, what
+    it stored is removed, and its events end in `error`."""
+    origin.pause = 0.2
+    client = await make_client(insecure_proxy_allow_private=True)
+    doc = await (await start_import(client, {"url": origin.url()})).json()
+    events = await client.get(doc["events"])
+    first = await asyncio.wait_for(read_events(events, {"progress"}), 10)
+    assert first[-1]["event"] == "progress"
+    cancelled = await client.delete(f"/imports/{doc['id']}")
+    assert cancelled.status == 204
+    rest = await asyncio.wait_for(read_events(events, {"complete", "error"}), 10)
+    assert rest[-1]["event"] == "error"
+    assert rest[-1]["data"]["message"] == "the import was cancelled"
+    status = await (await client.get(f"/imports/{doc['id']}")).json()
+    assert status["state"] == "error" and status["file"] is None
+    for _ in range(100):
+        if not [f for f in backend_store.names() if not f.startswith(".")]:
+            break
+        await asyncio.sleep(0.05)
+    assert [f for f in backend_store.names() if not f.startswith(".")] == []
+    again = await client.delete(f"/imports/{doc['id']}")
+    assert again.status == 409 and (await again.json())["error"]["code"] == "import_ended"
+    unknown = await client.delete("/imports/" + "A" * 22)
+    assert unknown.status == 404
 
 
 async def test_import_refuses_private_targets(client: Client, origin: Origin) -> None:

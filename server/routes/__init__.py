@@ -30,7 +30,7 @@ from .downloads import get_file
 from .events import file_events, progress_events
 from .files import delete_file, list_files
 from .health import healthz, readyz
-from .imports import create_import, import_events, import_status, importer
+from .imports import cancel_import, create_import, import_events, import_status, importer
 from .me import api_me
 from .metrics import metrics
 from .proxy import proxy, upstream_session
@@ -129,6 +129,7 @@ def add_routes(app: web.Application) -> None:
     app.cleanup_ctx.append(upstream_session)
     r.add_post("/imports", guarded(IMPORT, create_import))
     r.add_get("/imports/{id}", guarded(IMPORT_STATUS, import_status))
+    r.add_delete("/imports/{id}", guarded(IMPORT_STATUS, cancel_import))
     r.add_get("/imports/{id}/events", guarded(IMPORT_EVENTS, import_events))
     app.cleanup_ctx.append(importer)
     # Uppy Companion's URL provider (@uppy/url): a link pasted there is an import. A

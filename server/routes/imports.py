@@ -1,4 +1,5 @@
-"""`POST /imports`, `GET /imports/{id}` and `GET /imports/{id}/events` (see server/imports.py)."""
+"""`POST /imports`, `GET` and `DELETE /imports/{id}`, and `GET /imports/{id}/events` (see
+server/imports.py)."""
 
 from __future__ import annotations
 
@@ -69,3 +70,13 @@ async def import_status(request: web.Request) -> web.Response:
 
 async def import_events(request: web.Request) -> web.StreamResponse:
     return await stream(request, f"import:{job_of(request)}", ("complete", "error"))
+
+
+async def cancel_import(request: web.Request) -> web.Response:
+    """Stop a queued or running import, removing what it stored; its events end in
+    `error`. One that has ended is a 409: its file, if any, is deleted as any file is."""
+    if not request.app[IMPORTER].cancel(job_of(request)):
+        raise ApiError(
+            409, "import_ended", "the import has ended; a file it made is deleted at /files/{id}"
+        )
+    return web.Response(status=204)
