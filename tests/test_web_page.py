@@ -93,6 +93,9 @@ def test_the_page_end_to_end(mode: str, big_file: tuple[Path, str], data_dir: Pa
     # the import's progress showed, and the file is the origin's bytes
     assert len({v for v in seen["importProgress"] if v > 0}) >= 2, seen["importProgress"]
     assert seen["importedSha256"] == seen["importSha256"]
+    # a second import, cancelled: its row went, spigot closed the origin, no second file
+    assert seen["importRowsAfterCancel"] == 1
+    assert seen["originAbandoned"] == 1 and seen["importedCopies"] == 1
     # resumed, not restarted: the first value after Resume is where the stored bytes end
     assert seen["stoppedAt"] >= 60 * MIB and seen["resumedFrom"] >= 50 * MIB
     assert seen["killedSha256"] == digest

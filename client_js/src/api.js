@@ -109,10 +109,21 @@ export async function importUrl(server, url, options = {}) {
   })
   if (resp.status !== 202) return fail(resp)
   const job = await resp.json()
-  for await (const event of events(server, job.events, { ...options, until: ['complete', 'error'] })) {
-    if (event.type === 'progress') options.onProgress?.(event.data.bytes, event.data.total)
-    if (event.type === 'error') throw new SpigotError(event.data.message)
-    if (event.type === 'complete') return event.data.file
+  // Aborting cancels the import on the server too (DELETE /imports/{id}), which removes
+  // what it stored: an abandoned import would otherwise run to its end unwatched.
+  const cancel = () => {
+    fetch(`${base(server)}/imports/${job.id}`, { method: 'DELETE', headers: auth(options.token) })
+      .catch(() => {}) // the abort is the caller's answer; the server sweeps what is left
+  }
+  options.signal?.addEventListener('abort', cancel, { once: true })
+  try {
+    for await (const event of events(server, job.events, { ...options, until: ['complete', 'error'] })) {
+      if (event.type === 'progress') options.onProgress?.(event.data.bytes, event.data.total)
+      if (event.type === 'error') throw new SpigotError(event.data.message)
+      if (event.type === 'complete') return event.data.file
+    }
+  } finally {
+    options.signal?.removeEventListener('abort', cancel)
   }
   throw new SpigotError('the import ended without a result')
 }

@@ -108,6 +108,8 @@ export interface EventsOptions {
 export interface ImportOptions extends EventsOptions {
   name?: string
   onProgress?: (bytes: number, total: number | null) => void
+  /** Aborting also cancels the import on the server (DELETE /imports/{id}). */
+  signal?: AbortSignal
 }
 
 export class SpigotError extends Error {

@@ -144,6 +144,38 @@ test('importUrl reports progress and resolves with the file', async () => {
   }
 })
 
+test('aborting an import cancels it on the server, which lets go of the upstream', async () => {
+  let sent = 0
+  let closed
+  const gone = new Promise((resolve) => { closed = resolve })
+  const origin = await serve(async (req, res) => {
+    res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(8 * data.length) })
+    req.socket.on('close', closed)
+    for (let i = 0; i < 8 && !res.destroyed; i++) {
+      res.write(data)
+      sent += 1
+      await new Promise((resolve) => setTimeout(resolve, 300))
+    }
+    res.end()
+  })
+  try {
+    const controller = new AbortController()
+    const importing = importUrl(SERVER, `${origin.url}/slow.bin`, {
+      name: 'cancelled.bin',
+      signal: controller.signal,
+      onProgress: (bytes) => { if (bytes > 0) controller.abort() },
+    })
+    await assert.rejects(importing, /abort/i)
+    await gone // spigot closed its upstream: the import stopped, not just our watching
+    assert.ok(sent < 8, `the origin sent ${sent} of 8 pieces`)
+    const names = []
+    for await (const file of listFiles(SERVER)) names.push(file.name)
+    assert.ok(!names.includes('cancelled.bin'), names.join(', '))
+  } finally {
+    origin.close()
+  }
+})
+
 test('an AbortSignal stops the upload for good; what the server has stays', async () => {
   const controller = new AbortController()
   const handle = upload(data, {

@@ -286,12 +286,21 @@ $('import-form').addEventListener('submit', async (event) => {
   field.value = ''
   const bar = /** @type {HTMLProgressElement} */ (el('progress', { 'aria-label': `Import of ${url}` }))
   const stats = el('span', { class: 'stats' }, ['Waiting for the first bytes…'])
-  const row = el('li', { class: 'transfer', 'data-state': 'uploading' }, [el('span', { class: 'name' }, [url]), el('span', { class: 'controls' }), bar, stats])
+  // Cancel stops the import on the server too, which removes what it stored.
+  const cancel = el('button', { type: 'button', class: 'danger', 'data-action': 'cancel' }, ['Cancel'])
+  cancel.setAttribute('aria-label', `Cancel the import of ${url}`)
+  const stopped = new AbortController()
+  cancel.addEventListener('click', () => {
+    row.dataset.state = 'cancelled'
+    stopped.abort()
+  })
+  const row = el('li', { class: 'transfer', 'data-state': 'uploading' }, [el('span', { class: 'name' }, [url]), el('span', { class: 'controls' }, [cancel]), bar, stats])
   $('imports').prepend(row)
   const rate = new Rate()
   try {
     const file = await importUrl(server, url, {
       ...authed(),
+      signal: stopped.signal,
       onProgress: (bytes, total) => {
         if (total) {
           bar.max = total
@@ -307,8 +316,15 @@ $('import-form').addEventListener('submit', async (event) => {
     stats.textContent = `Imported ${file.name ?? file.id}: ${formatBytes(file.size)}`
     refresh()
   } catch (error) {
+    if (row.dataset.state === 'cancelled') {
+      row.remove()
+      say(`Cancelled the import of ${url}.`)
+      return
+    }
     row.dataset.state = 'failed'
     stats.textContent = `Failed: ${reason(error)}`
+  } finally {
+    cancel.remove()
   }
 })
 

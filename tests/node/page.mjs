@@ -53,7 +53,9 @@ const sha256Url = async (url) => {
 // ---- an origin to import from: 24 MiB, sent slowly enough to show progress ----
 const remote = randomBytes(24 << 20)
 seen.importSha256 = createHash('sha256').update(remote).digest('hex')
+let abandoned = 0 // responses the client closed before their end: a cancelled import
 const origin = createServer(async (req, res) => {
+  res.on('close', () => { if (!res.writableEnded) abandoned += 1 })
   res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(remote.length) })
   for (let at = 0; at < remote.length; at += 1 << 20) {
     if (!res.write(remote.subarray(at, at + (1 << 20)))) await new Promise((r) => res.once('drain', r))
@@ -171,6 +173,19 @@ try {
   const api = await (await fetch(`${SPIGOT}/files/`, { headers: TOKEN ? { Authorization: `Bearer ${TOKEN}` } : {} })).json()
   seen.newestFirst = api.sort((a, b) => b.created - a.created).map((f) => f.id)
   seen.importedId = importedId
+
+  // ---- cancel an import: the row goes, and spigot lets go of the origin ----
+  await page.getByLabel('URL of a file').fill(importUrl)
+  await page.getByRole('button', { name: 'Import', exact: true }).click()
+  const cancelled = page.locator('#imports li').first()
+  await page.waitForFunction(() => Number(document.querySelector('#imports li progress')?.value) > 0)
+  await cancelled.getByRole('button', { name: `Cancel the import of ${importUrl}` }).click()
+  await page.locator('#status').filter({ hasText: 'Cancelled the import of' }).waitFor()
+  seen.importRowsAfterCancel = await page.locator('#imports li').count()
+  for (let i = 0; i < 100 && abandoned === 0; i++) await sleep(50)
+  seen.originAbandoned = abandoned
+  const afterCancel = await (await fetch(`${SPIGOT}/files/`, { headers: TOKEN ? { Authorization: `Bearer ${TOKEN}` } : {} })).json()
+  seen.importedCopies = afterCancel.filter((f) => f.name === 'remote-import.bin').length
 
   // ---- the page as it looks now: a screenshot, checked to be far from blank ----
   seen.screenshot = join(ARTIFACTS, `page-${seen.mode}.png`)
