@@ -46,6 +46,7 @@ class ImportFailed(Exception):
 
 
 CANCELLED = "the import was cancelled"
+SHUT_DOWN = "the server shut down"
 
 
 @dataclass
@@ -60,7 +61,7 @@ class ImportJob:
     file_id: str | None = None
     error: str | None = None
     created: float = field(default_factory=time.time)
-    cancelled: bool = False  # by its client (Companion's `cancel`), not by a shutdown
+    stopped: str | None = None  # why it was told to stop: a cancel, or the shutdown
     queued: bool = True  # counted among the jobs waiting for a slot
 
     def topic(self) -> str:
@@ -133,7 +134,7 @@ class Importer:
         self._dequeue(job)  # a task cancelled before its first step never ran its body
         self._tasks.pop(job.id, None)
         if job.state in ("queued", "running"):
-            self._fail(job, CANCELLED)
+            self._fail(job, job.stopped or CANCELLED)
 
     def cancel(self, job_id: str) -> bool:
         """Stop a queued or running import; what it stored is removed. False if it has
@@ -145,10 +146,13 @@ class Importer:
         instead, and the job stops between chunks, with no store call in flight. A job
         waiting for a slot, connecting or backing off has none, and is cancelled at once.
         """
+        return self._stop(job_id, CANCELLED)
+
+    def _stop(self, job_id: str, why: str) -> bool:
         task, job = self._tasks.get(job_id), self._jobs.get(job_id)
         if task is None or job is None or job.state in ("complete", "error"):
             return False
-        job.cancelled = True
+        job.stopped = why
         reading = self._reading.get(job_id)
         if reading is not None:
             reading.close()
@@ -157,9 +161,10 @@ class Importer:
         return True
 
     async def close(self) -> None:
+        """Shutting down: every import stops as a cancelled one does, and leaves nothing."""
         tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
+        for job_id in list(self._tasks):
+            self._stop(job_id, SHUT_DOWN)
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _run(self, job: ImportJob, base_url: str) -> None:
@@ -173,10 +178,10 @@ class Importer:
             self._fail(job, str(exc))
             return
         except asyncio.CancelledError:
-            if job.cancelled:
-                self._fail(job, CANCELLED)
+            if job.stopped is not None:
+                self._fail(job, job.stopped)
                 return
-            self._fail(job, "the server shut down")
+            self._fail(job, SHUT_DOWN)
             raise
         except Exception as exc:  # never let a background job die silently
             log.exception("import %s failed", job.id)
@@ -283,8 +288,8 @@ class Importer:
 
     @staticmethod
     def _check_cancelled(job: ImportJob) -> None:
-        if job.cancelled:
-            raise ImportFailed(CANCELLED)
+        if job.stopped is not None:
+            raise ImportFailed(job.stopped)
 
     def _check_resume(self, response: aiohttp.ClientResponse, offset: int) -> None:
         content_range = response.headers.get("Content-Range", "")

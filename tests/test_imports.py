@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from server.routes.imports import IMPORTER
 from tests.conftest import Backend, ClientFactory
 from tests.test_events_hooks import read_events
 
@@ -160,6 +161,24 @@ async def test_an_import_can_be_cancelled(
     assert again.status == 409 and (await again.json())["error"]["code"] == "import_ended"
     unknown = await client.delete("/imports/" + "A" * 22)
     assert unknown.status == 404
+
+
+async def test_a_shutdown_stops_imports_and_leaves_nothing(
+    make_client: ClientFactory, origin: Origin, backend_store: Backend
+) -> None:
+    """The app's cleanup stops a storing import as a cancel does: between chunks, with no
+    store call in flight, so nothing of it outlives the process."""
+    origin.pause = 0.2
+    client = await make_client(insecure_proxy_allow_private=True)
+    doc = await (await start_import(client, {"url": origin.url()})).json()
+    events = await client.get(doc["events"])
+    for _ in range(2):  # the first progress is the start; the second has bytes stored
+        await asyncio.wait_for(read_events(events, {"progress"}), 10)
+    importer = client.app[IMPORTER]
+    await client.close()  # the app's cleanup: the importer first, then the store
+    job = importer.get(doc["id"])
+    assert job is not None and (job.state, job.error) == ("error", "the server shut down")
+    assert [f for f in backend_store.names() if not f.startswith(".")] == []
 
 
 async def test_import_refuses_private_targets(client: Client, origin: Origin) -> None:
