@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from server.context import LIFECYCLE
 from tests.conftest import Backend, ClientFactory
 from tests.test_presign import KEY, bearer
 
@@ -115,6 +116,13 @@ async def test_a_pasted_link_is_imported_with_companions_messages(
     assert stored.headers["Content-Type"] == "video/mp4"
     again = await messages(client, token)  # a reconnecting client hears it all again
     assert again == said
+    client.app[LIFECYCLE].events.reopen(f"import:{token}")  # as when its events have lingered
+    late = await messages(client, token)  # the job still says how it ended
+    assert late == [{
+        "action": "success",
+        "payload": {"url": file["url"], "response": {
+            "status": 200, "responseText": json.dumps({"id": file["id"], "url": file["url"]})}},
+    }]  # fmt: skip
 
 
 async def test_a_cancelled_transfer_leaves_nothing(
@@ -135,6 +143,8 @@ async def test_a_cancelled_transfer_leaves_nothing(
     assert [n for n in backend_store.names() if not n.startswith(".")] == []
     listed = await client.get("/files/")
     assert await listed.json() == []
+    client.app[LIFECYCLE].events.reopen(f"import:{token}")  # its events have lingered
+    assert await messages(client, token) == [said[-1]]  # the job still says it was cancelled
 
 
 async def test_failures_are_companions_errors(make_client: ClientFactory, origin: Origin) -> None:
