@@ -197,6 +197,20 @@ class Importer:
             {"id": job.id, "file": complete_event(upload.info, url)},
         )
 
+    def recall(self, job_id: str, base_url: str) -> None:
+        """Say again how an ended job ended, once its events have lingered out (5 minutes;
+        jobs are kept for 1,000 more): a late reader then hears it, not silence."""
+        job = self._jobs.get(job_id)
+        if job is None or job.state not in ("complete", "error"):
+            return
+        if self.events.latest(job.topic()) is not None:
+            return
+        if job.state == "complete":
+            file = {"id": job.file_id, "url": f"{base_url}/files/{job.file_id}"}
+            self.events.publish(job.topic(), "complete", {"id": job.id, "file": file})
+        else:
+            self.events.publish(job.topic(), "error", {"id": job.id, "message": job.error})
+
     def _fail(self, job: ImportJob, message: str) -> None:
         job.state, job.error = "error", message
         self.events.publish(job.topic(), "error", {"id": job.id, "message": message})

@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from server.context import LIFECYCLE
 from server.routes.imports import IMPORTER
 from tests.conftest import Backend, ClientFactory
 from tests.test_events_hooks import read_events
@@ -105,6 +106,12 @@ async def test_import_to_disk(make_client: ClientFactory, origin: Origin) -> Non
     assert progress and all(set(p) == {"bytes", "total"} for p in progress)
     status = await (await client.get(f"/imports/{doc['id']}")).json()
     assert status["state"] == "complete" and status["file"] == file["url"]
+    client.app[LIFECYCLE].events.reopen(f"import:{doc['id']}")  # its events lingered out
+    late = await asyncio.wait_for(
+        read_events(await client.get(doc["events"]), {"complete", "error"}), 10
+    )
+    assert [e["event"] for e in late] == ["complete"]  # the job says it again, not silence
+    assert late[0]["data"]["file"] == {"id": file["id"], "url": file["url"]}
 
 
 async def test_import_resumes_after_a_drop(make_client: ClientFactory, origin: Origin) -> None:

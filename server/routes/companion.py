@@ -17,7 +17,6 @@ does not come, and the events follow ends with the import or the server.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -26,7 +25,7 @@ from ..auth import principal_of
 from ..bodies import read_json
 from ..context import lifecycle_of, settings_of
 from ..errors import ApiError
-from ..imports import Importer, ImportJob, ImportRejected
+from ..imports import Importer, ImportRejected
 from ..protocol import companion
 from ..protocol.ssrf import Refused, check_url
 from ..proxy.upstream import open_upstream
@@ -111,10 +110,7 @@ async def transfer_socket(request: web.Request) -> web.WebSocketResponse:
     listener = asyncio.create_task(_listen(ws, importer, job.id))
     events = lifecycle_of(request).events
     try:
-        if job.state in ("complete", "error") and events.latest(job.topic()) is None:
-            # Its events are gone (they linger 5 minutes): the job still says how it ended.
-            await ws.send_json(_ending(request, job))
-            return ws
+        importer.recall(job.id, public_base(request))
         async for event in events.follow(job.topic(), 0, heartbeat, ("error",)):
             if listener.done():  # the client went away: nobody to tell
                 break
@@ -127,16 +123,6 @@ async def transfer_socket(request: web.Request) -> web.WebSocketResponse:
         listener.cancel()
         await ws.close()
     return ws
-
-
-def _ending(request: web.Request, job: ImportJob) -> dict[str, Any]:
-    if job.state == "complete":
-        url = f"{public_base(request)}/files/{job.file_id}"
-        message = companion.socket_message("complete", {"file": {"id": job.file_id, "url": url}})
-    else:
-        message = companion.socket_message("error", {"message": job.error})
-    assert message is not None
-    return message
 
 
 async def _listen(ws: web.WebSocketResponse, importer: Importer, job_id: str) -> None:

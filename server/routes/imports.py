@@ -69,7 +69,9 @@ async def import_status(request: web.Request) -> web.Response:
 
 
 async def import_events(request: web.Request) -> web.StreamResponse:
-    return await stream(request, f"import:{job_of(request)}", ("complete", "error"))
+    job_id = job_of(request)
+    request.app[IMPORTER].recall(job_id, public_base(request))
+    return await stream(request, f"import:{job_id}", ("complete", "error"))
 
 
 async def cancel_import(request: web.Request) -> web.Response:
