@@ -173,13 +173,32 @@ def test_the_server_is_whole_after_the_fuzzing(server: SpigotProcess, tmp_path: 
 
 
 @pytest.mark.parametrize("expect", [b"\x80", b"teapot"])
-def test_an_unmet_expectation_is_a_json_417(server: SpigotProcess, expect: bytes) -> None:
-    """aiohttp's own answer was plain text with the value in it, and a 500 for non-UTF-8."""
-    head = b"GET /files/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\nExpect: " + expect
+@pytest.mark.parametrize("target", [b"GET /files/", b"GET /imports", b"GET /nowhere"])
+def test_an_unmet_expectation_is_a_json_417(
+    server: SpigotProcess, expect: bytes, target: bytes
+) -> None:
+    """aiohttp's own answer was plain text with the value in it, and a 500 for non-UTF-8:
+    also where no route or no method matched (a 404 or 405 route aiohttp makes itself)."""
+    head = target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\nExpect: " + expect
     answer = exchange(server, head + b"\r\n\r\n")
     assert statuses(answer) == [417]
     body = json.loads(answer.split(b"\r\n\r\n", 1)[1])
     assert body["error"]["code"] == "expectation_failed"
+
+
+@pytest.mark.parametrize(("target", "status"), [(b"PUT /imports", 405), (b"POST /nowhere", 404)])
+def test_a_request_no_route_takes_gets_no_100(
+    server: SpigotProcess, target: bytes, status: int
+) -> None:
+    """Nothing will read its body, so it is not asked for: the JSON error comes at once,
+    and the connection closes rather than wait for a body the client holds back."""
+    head = target + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+    answer = exchange(server, head)
+    assert statuses(answer) == [status]
+    assert b"\r\nConnection: close\r\n" in answer.split(b"\r\n\r\n", 1)[0] + b"\r\n"
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"]["code"] in (
+        "method_not_allowed", "not_found"
+    )  # fmt: skip
 
 
 def test_100_continue_on_a_route_without_a_body_goes_on(server: SpigotProcess) -> None:

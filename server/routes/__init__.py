@@ -7,7 +7,7 @@ credential) are the only routes without a guard.
 """
 
 from aiohttp import web
-from aiohttp.web_urldispatcher import _default_expect_handler
+from aiohttp.web_urldispatcher import MatchInfoError, UrlMappingMatchInfo, _default_expect_handler
 
 from ..auth import Need, guarded, principal_of
 from ..auth.principal import SCOPES
@@ -36,7 +36,7 @@ from .metrics import metrics
 from .proxy import proxy, upstream_session
 from .sign import sign
 from .tus import is_tus, method_override, tus_create, tus_delete, tus_head, tus_options, tus_patch
-from .uploads import expect_continue, expect_only_continue, post_file, put_file
+from .uploads import expect_continue, expect_no_body, expect_only_continue, post_file, put_file
 
 # A `post` link fills one direct upload by form POST; it makes nothing else (see create).
 UPLOAD = Need(("upload",), links=(links.UPLOAD, links.POST))
@@ -146,3 +146,14 @@ def add_routes(app: web.Application) -> None:
     for route in r.routes():
         if route._expect_handler is _default_expect_handler:
             route._expect_handler = expect_only_continue
+    # A request no route takes gets an error route aiohttp makes for it, with aiohttp's own
+    # expect handler: a plain-text 417, and a 500 for a value that is not UTF-8.
+    resolve = r.resolve
+
+    async def resolve_with_json_expect(request: web.Request) -> UrlMappingMatchInfo:
+        match = await resolve(request)
+        if isinstance(match, MatchInfoError):
+            match.route._expect_handler = expect_no_body
+        return match
+
+    r.resolve = resolve_with_json_expect  # type: ignore[method-assign]

@@ -117,6 +117,17 @@ async def expect_only_continue(request: web.Request) -> web.StreamResponse | Non
     return ApiError(417, "expectation_failed", message).response()
 
 
+async def expect_no_body(request: web.Request) -> web.StreamResponse | None:
+    """The answer to `Expect` where no route matched (404) or no method did (405): nothing
+    will read the body, so `100-continue` gets no 100, and the error closes the connection
+    (bodies.close_if_body_unread); anything else is the JSON 417 of every other route."""
+    if request.headers.get("Expect", "").lower() == "100-continue":
+        if request.content_length != 0:
+            request[CONTINUE_DUE] = True
+        return None
+    return await expect_only_continue(request)
+
+
 def one_shot_cap(request: web.Request) -> int:
     return upload_cap(request, settings_of(request).max_request_size)
 
