@@ -17,7 +17,6 @@ import http.client
 import json
 import os
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from server.bodies.direct import MOVE_MIN, DirectReceiver
+from tests.tools import mounted_tmpfs
 
 from .conftest import SpigotProcess, start_spigot, stop_spigot, stored_files
 from .test_raw_http import read_to_end
@@ -259,10 +259,7 @@ def test_a_patch_declared_past_the_length_is_refused_before_a_byte(
 
 def test_bodies_are_taken_into_a_tmpfs(tmp_path: Path) -> None:
     """tmpfs (shmem) has write paths of its own; production /tmp and ramdisks are it."""
-    where = tmp_path / "ram"
-    where.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(where)], check=True)
-    try:
+    with mounted_tmpfs(tmp_path / "ram", "64m") as where:
         server = start_spigot(where, "--max-request-size", "1G")
         try:
             data = os.urandom(16 * MIB + 1)
@@ -273,8 +270,6 @@ def test_bodies_are_taken_into_a_tmpfs(tmp_path: Path) -> None:
             assert download(server, f"/files/{info['id']}") == data
         finally:
             stop_spigot(server)
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=True)
 
 
 class Recorder:

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import start_spigot, stop_spigot
+from tests.tools import mounted_tmpfs
 
 MIB = 1 << 20
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -26,18 +27,8 @@ TUS = {"Tus-Resumable": "1.0.0"}
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    where = tmp_path / "small"
-    where.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(where)],
-        capture_output=True,
-        text=True,
-    )
-    assert mounted.returncode == 0, f"the test mounts a tmpfs as root: {mounted.stderr}"
-    try:
+    with mounted_tmpfs(tmp_path / "small", "16m") as where:
         yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 def call(method: str, url: str, data: bytes | None = None, **headers: str) -> tuple[int, bytes]:

@@ -107,6 +107,23 @@ def _present(package: str) -> bool:
     return _executable(PACKAGES.get(package, package)) is not None
 
 
+@contextlib.contextmanager
+def mounted_tmpfs(where: Path, size: str) -> Iterator[Path]:
+    """A fresh tmpfs of `size` (mount's units: 1m, 64m) at `where`, unmounted after: a disk
+    a test can fill, or memory-backed storage. The tests run as root, so it can mount."""
+    where.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+    )
+    assert mounted.returncode == 0, f"the test mounts a tmpfs as root: {mounted.stderr}"
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
 def npm_ci(directory: object, *needed: str) -> None:
     """Install a directory's pinned npm packages (its package-lock.json) unless every one of
     `needed` is already in its node_modules."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from storage.local.fdcache import filesystem_type, memory_backed
 from storage.names import MAX_NAME_BYTES, sanitize_name
 from tests.conftest import sha256, stored_files
 from tests.storage.test_contract import chunks, read_all
+from tests.tools import mounted_tmpfs
 
 BACKENDS = ("local",)
 
@@ -155,11 +155,8 @@ def test_filesystem_type_from_mountinfo(path: str, kind: str) -> None:
 
 @pytest.fixture
 def tmpfs(tmp_path: Path) -> Iterator[Path]:
-    where = tmp_path / "tmpfs"
-    where.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(where)], check=True)
-    yield where
-    subprocess.run(["umount", "-l", str(where)], check=True)
+    with mounted_tmpfs(tmp_path / "tmpfs", "8m") as where:
+        yield where
 
 
 @pytest.mark.parametrize("on", ["disk", "tmpfs"])

@@ -4,13 +4,13 @@ the count is exact when the disk fills part-way."""
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from storage.writes import WRITE_PIECE, append_all, pwritten
+from tests.tools import mounted_tmpfs
 
 MIB = 1 << 20
 
@@ -43,11 +43,8 @@ def test_append_all_appends_every_chunk_and_counts_them(tmp_path: Path) -> None:
 
 @pytest.fixture
 def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
-    where = tmp_path / "small"
-    where.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(where)], check=True)
-    yield where
-    subprocess.run(["umount", "-l", str(where)], check=True)
+    with mounted_tmpfs(tmp_path / "small", "1m") as where:
+        yield where
 
 
 def test_a_full_disk_leaves_the_yielded_count_exact(small_tmpfs: Path) -> None:
