@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 
-import aiohttp
 from aiohttp import WSMsgType, web
 
 from ..auth import principal_of
@@ -28,10 +27,9 @@ from ..errors import ApiError
 from ..imports import Importer, ImportRejected
 from ..protocol import companion
 from ..protocol.ssrf import Refused, check_url
-from ..proxy.upstream import open_upstream
 from ..responses import public_base
 from .imports import IMPORTER, MAX_BODY
-from .proxy import UPSTREAM, timeouts
+from .proxy import reach
 
 MAX_MESSAGE = 4 << 10  # the client's messages are {"action": ..., "payload": {}}
 
@@ -53,26 +51,9 @@ async def url_meta(request: web.Request) -> web.Response:
         url = _checked(companion.requested_url(await _body(request)))
     except companion.CompanionError as exc:
         raise ApiError(400, "bad_request", str(exc)) from None
-    settings = settings_of(request)
-    try:
-        # A GET, not a HEAD, as Companion asks: many servers answer HEAD wrongly. Only the
-        # head is read; the connection is closed, not drained.
-        upstream = await open_upstream(
-            request.app[UPSTREAM],
-            "GET",
-            url,
-            {},
-            timeouts(settings),
-            settings.insecure_proxy_allow_private,
-        )
-    except Refused as exc:
-        raise ApiError(403, "refused_target", str(exc)) from None
-    except TimeoutError:
-        raise ApiError(504, "upstream_timeout", "the upstream did not answer in time") from None
-    except aiohttp.ClientError as exc:
-        raise ApiError(
-            502, "upstream_unreachable", f"could not reach the upstream: {exc}"
-        ) from None
+    # A GET, not a HEAD, as Companion asks: many servers answer HEAD wrongly. Only the head
+    # is read; the connection is closed, not drained.
+    upstream = await reach(request, "GET", url, {}, counted=False)
     try:
         if upstream.status >= 400:
             raise ApiError(502, "upstream_error", f"the upstream answered {upstream.status}")

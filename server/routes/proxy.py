@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 from aiohttp import web
@@ -82,6 +82,40 @@ def authorise(request: web.Request, settings: Settings, url: str) -> None:
         raise ApiError(403, "bad_signature", why)
 
 
+async def reach(
+    request: web.Request,
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    counted: bool = True,
+) -> aiohttp.ClientResponse:
+    """The upstream's response head, through the guarded session, or the 4xx/5xx that says
+    why not: a refused target 403, slowness 504, no connection 502. `counted` adds the
+    failures to the proxy's error metrics (the proxy's own requests, not a metadata look)."""
+    settings = settings_of(request)
+    try:
+        return await open_upstream(
+            request.app[UPSTREAM],
+            method,
+            url,
+            headers,
+            timeouts(settings),
+            settings.insecure_proxy_allow_private,
+        )
+    except Refused as exc:
+        raise ApiError(403, "refused_target", str(exc)) from None
+    except TimeoutError:
+        if counted:
+            metrics.PROXY_ERRORS.labels("timeout").inc()
+        raise ApiError(504, "upstream_timeout", "the upstream did not answer in time") from None
+    except aiohttp.ClientError as exc:
+        if counted:
+            metrics.PROXY_ERRORS.labels("unreachable").inc()
+        raise ApiError(
+            502, "upstream_unreachable", f"could not reach the upstream: {exc}"
+        ) from None
+
+
 async def proxy(request: web.Request) -> web.StreamResponse:
     settings = settings_of(request)
     url = request.query.get("url")
@@ -89,25 +123,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         raise ApiError(400, "missing_url", "pass the target as ?url=")
     authorise(request, settings, url)
     forward = {h: request.headers[h] for h in FORWARD_REQUEST if h in request.headers}
-    try:
-        upstream = await open_upstream(
-            request.app[UPSTREAM],
-            request.method,
-            url,
-            forward,
-            timeouts(settings),
-            settings.insecure_proxy_allow_private,
-        )
-    except Refused as exc:
-        raise ApiError(403, "refused_target", str(exc)) from None
-    except TimeoutError:
-        metrics.PROXY_ERRORS.labels("timeout").inc()
-        raise ApiError(504, "upstream_timeout", "the upstream did not answer in time") from None
-    except aiohttp.ClientError as exc:
-        metrics.PROXY_ERRORS.labels("unreachable").inc()
-        raise ApiError(
-            502, "upstream_unreachable", f"could not reach the upstream: {exc}"
-        ) from None
+    upstream = await reach(request, request.method, url, forward)
     try:
         return await relay(request, settings, upstream)
     finally:
