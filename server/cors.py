@@ -41,6 +41,8 @@ EXPOSED = ", ".join(
         "Content-Disposition",
         "Content-Length",
         "WWW-Authenticate",
+        "Link",  # the listing's next page
+        "X-Total-Count",
     ]
 )
 ALLOWED_HEADERS = ", ".join(

@@ -262,6 +262,15 @@ async def test_ownership_matrix(make_client: ClientFactory, backend_store: Backe
     assert "Link" not in paged.headers  # bob has one file: a page of one is the last
     mine_paged = await (await client.get("/files/?limit=1000", headers=alice)).json()
     assert [f["id"] for f in mine_paged] == [mine["id"]]
+    her_newest = await client.get("/files/?order=newest&limit=1", headers=alice)
+    assert [f["id"] for f in await her_newest.json()] == [mine["id"]]
+    assert her_newest.headers["X-Total-Count"] == "1"  # what she may see, not all there is
+    all_newest = await client.get("/files/?order=newest&limit=1", headers=admin)
+    assert [f["id"] for f in await all_newest.json()] == [his["id"]]  # his came later
+    assert all_newest.headers["X-Total-Count"] == "2" and "before=" in all_newest.headers["Link"]
+    bob_newest = await client.get("/files/?order=newest&owner=bob", headers=admin)
+    assert [f["id"] for f in await bob_newest.json()] == [his["id"]]
+    assert bob_newest.headers["X-Total-Count"] == "1"
 
     unknown = "/files/" + "Z" * 22
     for who, own, other in [(alice, mine, his), (bob, his, mine)]:

@@ -71,7 +71,7 @@ def test_client_under_node(server: SpigotProcess, s3_server: SpigotProcess, data
         },
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    for line in ("# pass 14", "# fail 0", "# skipped 0"):
+    for line in ("# pass 15", "# fail 0", "# skipped 0"):
         assert line in done.stdout, done.stdout
 
 

@@ -71,6 +71,8 @@ async def test_exposed_headers_on_answers_and_errors(make_client: ClientFactory)
         "Tus-Version",
         "Tus-Extension",
         "Tus-Max-Size",
+        "Link",  # a listing's next page, which the page's "Show more" follows
+        "X-Total-Count",
     } <= exposed
     missing = await client.get("/files/" + "A" * 22, headers={"Origin": APP})
     assert missing.status == 404 and missing.headers["Access-Control-Allow-Origin"] == APP

@@ -312,6 +312,54 @@ async def test_listing_in_pages(client: Client) -> None:
     assert got == ids[5:] and "Link" not in lines.headers
 
 
+async def test_listing_newest_first_in_pages(client: Client) -> None:
+    """`?order=newest` pages by created time, newest first, each file once even when files
+    come and go between pages, with how many there are in all in `X-Total-Count`."""
+    ids = []
+    for i in range(7):
+        resp = await client.post(f"/files/?name=n{i}", data=b"n" * i)
+        ids.append((await resp.json())["id"])
+    pending = await client.post("/files/", headers={"Tus-Resumable": "1.0.0", "Upload-Length": "9"})
+    assert pending.status == 201  # unfinished: neither listed nor counted
+    newest = ids[::-1]
+    first = await client.get("/files/?order=newest&limit=3")
+    assert first.status == 200 and first.headers["X-Total-Count"] == "7"
+    got = await first.json()
+    assert [f["id"] for f in got] == newest[:3]
+    assert [f["name"] for f in got] == ["n6", "n5", "n4"]
+    base = str(client.make_url("/files/"))
+    cursor = f"{got[-1]['created']!r}~{got[-1]['id']}"
+    assert first.headers["Link"] == f'<{base}?order=newest&limit=3&before={cursor}>; rel="next"'
+    assert (await client.delete(f"/files/{newest[3]}")).status == 204  # gone between pages
+    late = await client.post("/files/?name=late", data=b"late")  # newer than the cursor
+    assert late.status == 201
+    second = await client.get(f"/files/?order=newest&limit=3&before={cursor}")
+    assert [f["id"] for f in await second.json()] == newest[4:7]
+    assert second.headers["X-Total-Count"] == "7"  # one went, one came
+    assert "Link" not in second.headers  # exactly the rest: no next page
+    lines = await client.get("/files/?order=newest", headers={"Accept": "application/x-ndjson"})
+    listed = [json.loads(line) for line in (await lines.read()).decode().splitlines()]
+    assert [f["name"] for f in listed] == ["late", "n6", "n5", "n4", "n2", "n1", "n0"]
+    assert "Link" not in lines.headers
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "order=oldest",
+        "order=newest&after=" + "A" * 22,
+        "before=1.5~" + "A" * 22,
+        "order=newest&before=nan~" + "A" * 22,
+        "order=newest&before=" + "A" * 22,
+        "order=newest&limit=1001",
+    ],
+)
+async def test_a_bad_newest_page_is_a_400(client: Client, query: str) -> None:
+    resp = await client.get(f"/files/?{query}")
+    assert resp.status == 400
+    assert (await resp.json())["error"]["code"] == "bad_query"
+
+
 @pytest.mark.parametrize(
     "query",
     ["limit=0", "limit=1001", "limit=x", "limit=", "limit=²", "after=../../etc", "after=abc"],

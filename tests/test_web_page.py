@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -111,6 +112,14 @@ def test_the_page_end_to_end(mode: str, big_file: tuple[Path, str], data_dir: Pa
     # focus goes to the first row the button added, as the button goes away
     assert seen["longFirstAdded"] == "many-19.txt"
     assert seen["longFocus"] == "Download many-19.txt"
+    # the page asked for pages, newest first, never for the whole listing: the refresh, the
+    # button's next page after the refresh's last row, and the refresh that kept all 123
+    refresh, more, again = seen["longListings"]
+    assert refresh == "?order=newest&limit=100"
+    assert re.fullmatch(
+        r"\?order=newest&limit=100&before=[0-9.]+(~|%7E)[\w-]{22}", more
+    )  # URLSearchParams writes ~ as %7E
+    assert again == "?order=newest&limit=123"
     # the page rendered: many colours, and no one colour covers nearly all of it
     assert Path(seen["screenshot"]).stat().st_size > 20_000
     assert seen["colours"]["distinct"] >= 20 and seen["colours"]["dominantShare"] < 0.9

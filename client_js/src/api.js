@@ -64,6 +64,29 @@ export async function* listFiles(server, options = {}) {
 }
 
 /**
+ * One page of the caller's files: the newest first (`order: 'newest'`, the default) or in
+ * id order, `limit` of them (1-1000), and where the next page is. Pass a result's `next`
+ * back as `options.next` for the page after it (a `limit` given with it sizes that page). A list that shows a page at a time holds
+ * only what it shows, where `listFiles` reads every file there is.
+ * @param {string} server
+ * @param {import('./index.d.ts').PageOptions} [options]
+ * @returns {Promise<import('./index.d.ts').FilePage>}
+ */
+export async function listPage(server, options = {}) {
+  const limit = String(options.limit ?? 100)
+  const url = new URL(options.next ?? `${base(server)}/files/?order=${options.order ?? 'newest'}`)
+  if (options.limit !== undefined || !options.next) url.searchParams.set('limit', limit)
+  const resp = await fetch(url, {
+    headers: auth(options.token),
+    signal: options.signal,
+  })
+  if (!resp.ok) return fail(resp)
+  const next = /<([^>]*)>\s*;\s*rel="next"/.exec(resp.headers.get('Link') ?? '')
+  const total = resp.headers.get('X-Total-Count')
+  return { files: await resp.json(), next: next ? next[1] : null, total: total === null ? null : Number(total) }
+}
+
+/**
  * @param {string} fileUrl
  * @param {{ token?: string, signal?: AbortSignal }} [options]
  */

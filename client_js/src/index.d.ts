@@ -73,6 +73,23 @@ export interface FileInfo {
   owner: string | null
 }
 
+export interface PageOptions extends Call {
+  /** 'newest' (the default) or 'id', the store's own order, which costs less per page. */
+  order?: 'newest' | 'id'
+  /** Files in the page, 1-1000; 100 unless given. */
+  limit?: number
+  /** A previous page's `next`: the page after it, asked as that page was, but for `limit`. */
+  next?: string
+}
+
+export interface FilePage {
+  files: FileInfo[]
+  /** The next page's URL, for `PageOptions.next`; null on the last page. */
+  next: string | null
+  /** How many files the caller may see in all (newest order only; null in id order). */
+  total: number | null
+}
+
 export interface DownloadOptions {
   token?: string
   /** Node: write here; browsers get a Blob */
@@ -125,6 +142,7 @@ interface Call {
 export function getConfig(server: string, options?: Call): Promise<Config>
 export function whoami(server: string, options?: Call): Promise<Me>
 export function listFiles(server: string, options?: Call): AsyncGenerator<FileInfo>
+export function listPage(server: string, options?: PageOptions): Promise<FilePage>
 export function deleteFile(fileUrl: string, options?: Call): Promise<void>
 export function signLink(
   server: string,

@@ -10,10 +10,10 @@
  *   the bytes it has, with If-Range, and checks the sha256 spigot reports.
  * - `events(server, id)`: the upload's typed events, reconnecting with Last-Event-ID.
  * - `importUrl(server, url)`: an import, with its progress, resolved with the file.
- * - `listFiles`, `deleteFile`, `signLink`, `whoami`: what the web page is built from.
+ * - `listFiles`, `listPage`, `deleteFile`, `signLink`, `whoami`: what the web page is built from.
  */
 export { SpigotError } from './http.js'
-export { getConfig, whoami, listFiles, deleteFile, signLink, importUrl } from './api.js'
+export { getConfig, whoami, listFiles, listPage, deleteFile, signLink, importUrl } from './api.js'
 export { upload, unfinishedUploads, forgetUpload } from './upload.js'
 export { download } from './download.js'
 export { events, parseFrame } from './events.js'

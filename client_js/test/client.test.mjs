@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawn } from 'node:child_process'
 import {
-  deleteFile, download, events, getConfig, importUrl, listFiles, parseFrame, signLink, upload, whoami,
+  deleteFile, download, events, getConfig, importUrl, listFiles, listPage, parseFrame, signLink, upload, whoami,
 } from '../src/index.js'
 
 const SERVER = process.env.SPIGOT_URL
@@ -230,6 +230,28 @@ test('the file list streams, links are signed, delete removes', async () => {
   await assert.rejects(signLink(SERVER, id), (e) => e.status === 403 && /--secret/.test(e.message))
   await deleteFile(url)
   assert.equal((await fetch(url)).status, 404)
+})
+
+test('listPage gives the newest first, a page at a time, and how many in all', async () => {
+  const ids = []
+  for (const name of ['page-a.txt', 'page-b.txt', 'page-c.txt']) {
+    const { url } = await upload(Buffer.from(name), { server: SERVER, metadata: { filename: name } }).finished
+    ids.push(url.split('/').pop())
+  }
+  const all = []
+  for await (const file of listFiles(SERVER)) all.push(file)
+  const first = await listPage(SERVER, { limit: 2 })
+  assert.deepEqual(first.files.map((f) => f.name), ['page-c.txt', 'page-b.txt'])
+  assert.equal(first.total, all.length)
+  assert.match(first.next, /\/files\/\?order=newest&limit=2&before=[0-9.]+~[\w-]{22}$/)
+  const second = await listPage(SERVER, { next: first.next })
+  assert.equal(second.files[0].id, ids[0])
+  assert.equal(second.files.length, Math.min(2, all.length - 2))
+  const byId = await listPage(SERVER, { order: 'id', limit: 1 })
+  assert.equal(byId.files[0].id, all.map((f) => f.id).sort()[0])
+  assert.equal(byId.total, null)
+  assert.equal(byId.next === null, all.length === 1)
+  await assert.rejects(listPage(SERVER, { limit: 0 }), (e) => e.status === 400 && /limit must be/.test(e.message))
 })
 
 test('a download goes on after spigot is killed mid-transfer and restarted', { skip: !process.env.SPIGOT_CMD }, async () => {

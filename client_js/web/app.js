@@ -1,11 +1,11 @@
 // @ts-check
 // spigot's web page, on spigot-client: upload (drop or pick, several at once, per-file
 // progress with speed and time left, pause, resume, cancel, resume after a reload), the
-// file list streamed from the NDJSON listing (download, copy link, delete), import from a
+// file list a page at a time, newest first (download, copy link, delete), import from a
 // URL, and a token field when the server asks for one. No inline script or style: the
 // page runs under `script-src 'self'; style-src 'self'`.
 import {
-  deleteFile, download, forgetUpload, getConfig, importUrl, listFiles, signLink,
+  deleteFile, download, forgetUpload, getConfig, importUrl, listPage, signLink,
   unfinishedUploads, upload, whoami,
 } from '../src/index.js'
 import { formatBytes, formatDuration, Rate } from './format.js'
@@ -123,8 +123,7 @@ $('token-forget').addEventListener('click', () => {
   state.token = ''
   state.me = null
   showSignedIn(false)
-  $('file-rows').replaceChildren()
-  showFiles([])
+  clearFiles()
   enable()
   say('Signed out.')
 })
@@ -330,60 +329,95 @@ $('import-form').addEventListener('submit', async (event) => {
 
 // ---- files -----------------------------------------------------------------------------
 
-// Rows go into the table a hundred at a time: tens of thousands of files would make a table
-// too long to use and slow to build. The rest wait here, newest first, for "Show more".
+// Rows come a hundred at a time, newest first, as pages the server picks
+// (`GET /files/?order=newest`): tens of thousands of files would make a table too long to
+// use and slow to build, and the page holds only what it shows. "Show more" asks for the
+// next page.
 const ROWS_AT_A_TIME = 100
-/** @type {import('../src/index.d.ts').FileInfo[]} */
-let unshown = []
+const MAX_PAGE = 1000 // the server's largest page
+/** Where the next page is (null when all is shown), and how many files there are in all. */
+const pages = { next: /** @type {string | null} */ (null), total: 0, loading: false }
 
-function showMore(count = ROWS_AT_A_TIME) {
+/** The button says how many are not shown yet, or goes once all are. */
+function updateMore() {
   const more = $('files-more')
-  const moved = document.activeElement === more
-  const fresh = document.createDocumentFragment() // not a spread: a long list passes its limit
-  for (const file of unshown.splice(0, count)) fresh.append(fileRow(file))
-  const first = fresh.firstElementChild
-  $('file-rows').append(fresh)
-  const rest = unshown.length
-  more.hidden = rest === 0
+  const rest = Math.max(0, pages.total - $('file-rows').childElementCount)
+  more.hidden = pages.next === null
   more.textContent = rest > ROWS_AT_A_TIME
     ? `Show ${ROWS_AT_A_TIME} more (${rest.toLocaleString()} not shown)`
-    : `Show the last ${rest}`
-  // The button goes once all is shown: focus moves to the rows it added, not to the page.
-  if (moved && more.hidden) first?.querySelector('a')?.focus()
-}
-$('files-more').addEventListener('click', () => showMore())
-
-/** The table anew, as many rows as it had (a refresh after an upload keeps what "Show
- * more" opened), and the rest behind the button.
- * @param {import('../src/index.d.ts').FileInfo[]} files */
-function showFiles(files) {
-  const rows = $('file-rows')
-  const count = Math.max(ROWS_AT_A_TIME, rows.childElementCount)
-  unshown = files
-  rows.replaceChildren()
-  showMore(count)
+    : rest > 0 ? `Show the last ${rest}` : 'Show more'
+  $('files-empty').hidden = pages.total > 0 || $('file-rows').childElementCount > 0
 }
 
-let listing = 0
+/** @param {import('../src/index.d.ts').FileInfo[]} files */
+function addRows(files) {
+  const fresh = document.createDocumentFragment() // not a spread: a long list passes its limit
+  for (const file of files) fresh.append(fileRow(file))
+  const first = fresh.firstElementChild
+  $('file-rows').append(fresh)
+  return first
+}
+
+let listing = 0 // which refresh is current: an older one's pages are dropped
+$('files-more').addEventListener('click', async () => {
+  if (pages.loading || pages.next === null) return // one page at a time: never a row twice
+  const more = $('files-more')
+  const mine = listing
+  pages.loading = true
+  more.setAttribute('aria-busy', 'true')
+  try {
+    const page = await listPage(server, { ...authed(), next: pages.next, limit: ROWS_AT_A_TIME })
+    if (mine !== listing) return // a refresh took over
+    const first = addRows(page.files)
+    pages.next = page.next
+    pages.total = page.total ?? pages.total
+    const moved = document.activeElement === more
+    updateMore()
+    // The button goes once all is shown: focus moves to the rows it added, not to the page.
+    if (moved && more.hidden) first?.querySelector('a')?.focus()
+  } catch (error) {
+    say(`The file list failed: ${reason(error)}`, true)
+  } finally {
+    pages.loading = false
+    more.removeAttribute('aria-busy')
+  }
+})
+
+/** The table with no rows and nothing to show more of (signed out, or not allowed to read). */
+function clearFiles() {
+  ++listing
+  $('file-rows').replaceChildren()
+  Object.assign(pages, { next: null, total: 0 })
+  updateMore()
+}
+
+/** The table anew, as many rows as it had: a refresh after an upload keeps what "Show
+ * more" opened. */
 async function refresh() {
   if (!may('read')) return
   const mine = ++listing
+  const wanted = Math.max(ROWS_AT_A_TIME, $('file-rows').childElementCount)
   /** @type {import('../src/index.d.ts').FileInfo[]} */
   const files = []
+  let next = null
+  let total = 0
   try {
-    for await (const file of listFiles(server, authed())) {
+    do {
+      const limit = Math.min(MAX_PAGE, wanted - files.length)
+      const page = await listPage(server, { ...authed(), limit, ...(next ? { next } : {}) })
       if (mine !== listing) return // a newer refresh took over
-      files.push(file)
-    }
+      files.push(...page.files)
+      next = page.next
+      if (page.total !== null) total = page.total
+    } while (next !== null && files.length < wanted)
   } catch (error) {
     say(`The file list failed: ${reason(error)}`, true)
     return
   }
-  if (mine !== listing) return
-  // The listing comes in the store's order (a directory's, or S3's key order); a person
-  // looks for what they added last, so newest first.
-  $('files-empty').hidden = files.length > 0
-  showFiles(files.sort((a, b) => b.created - a.created))
+  $('file-rows').replaceChildren()
+  addRows(files)
+  Object.assign(pages, { next, total })
+  updateMore()
 }
 $('refresh').addEventListener('click', refresh)
 
@@ -457,6 +491,8 @@ function fileRow(file) {
       try {
         await deleteFile(file.url, authed())
         row.remove()
+        pages.total = Math.max(0, pages.total - 1)
+        updateMore()
         say(`Deleted ${name}.`)
       } catch (error) {
         say(`Could not delete ${name}: ${reason(error)}`, true)

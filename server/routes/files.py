@@ -7,7 +7,9 @@ files; `admin` sees everyone's, and `?owner=` narrows that to one owner's.
 
 `?limit=` and `?after=` ask for one page of it, in id order, with the next page's URL in
 `Link` (server/protocol/paging.py). That header goes before the body, so a page, at most
-1,000 files, is gathered before it is sent.
+1,000 files, is gathered before it is sent. `?order=newest` pages newest first, which takes
+a pass over the whole listing per page, and says in `X-Total-Count` how many files the
+caller may see in all, as a list that shows a page at a time wants to say.
 """
 
 from __future__ import annotations
@@ -23,7 +25,14 @@ from storage import UploadInfo
 from ..auth import owned, principal_of
 from ..context import store_of
 from ..errors import ApiError
-from ..protocol.paging import next_link, parse_page
+from ..protocol.paging import (
+    NewestFirst,
+    NewestPage,
+    Page,
+    next_link,
+    next_newest_link,
+    parse_page,
+)
 from ..responses import file_json, public_base
 
 _FLUSH_AT = 64 << 10
@@ -37,8 +46,10 @@ async def list_files(request: web.Request) -> web.StreamResponse:
     caller = principal_of(request)
     only = request.query.get("owner") if caller.admin else None
 
+    after = page.after if isinstance(page, Page) else None
+
     async def listed() -> AsyncGenerator[UploadInfo, None]:
-        async for info in store_of(request).list_uploads(page.after if page else None):
+        async for info in store_of(request).list_uploads(after):
             if not info.is_complete or info.partial:  # partials are pieces of a concatenation
                 continue
             if not caller.owns(info) or (only is not None and info.owner != only):
@@ -46,13 +57,22 @@ async def list_files(request: web.Request) -> web.StreamResponse:
             yield info
 
     resp = web.StreamResponse()
+    keep = {"owner": only} if only is not None else {}
     if page is None:
         return await _send(request, resp, listed())
+    if isinstance(page, NewestPage):
+        newest: NewestFirst[UploadInfo] = NewestFirst(page)
+        async for info in listed():
+            newest.offer((info.created, info.id), info)
+        shown, last = newest.page()
+        if last is not None:
+            resp.headers["Link"] = next_newest_link(_collection(request), page, last, keep)
+        resp.headers["X-Total-Count"] = str(newest.seen)
+        return await _send(request, resp, _each(shown))
     held: list[UploadInfo] = []
     async with contextlib.aclosing(listed()) as infos:  # closed at once when left early
         async for info in infos:
             if len(held) == page.limit:  # one more than the page: there is a next one
-                keep = {"owner": only} if only is not None else {}
                 resp.headers["Link"] = next_link(_collection(request), page, held[-1].id, keep)
                 break
             held.append(info)

@@ -80,6 +80,11 @@ try {
   const page = await context.newPage()
   page.on('console', (msg) => { if (msg.type() === 'error' && watchErrors) errors.push(msg.text()) })
   page.on('pageerror', (error) => errors.push(`pageerror: ${error.message}`))
+  const listings = [] // every GET of the collection: what the page asked the server for
+  page.on('request', (req) => {
+    const url = new URL(req.url())
+    if (req.method() === 'GET' && url.pathname === '/files/') listings.push(url.search)
+  })
   const cdp = await context.newCDPSession(page)
   await cdp.send('Network.enable')
   const throttle = (bytesPerSecond) => cdp.send('Network.emulateNetworkConditions', {
@@ -266,6 +271,7 @@ try {
     assert.equal(made.status, 201)
   }
   const rowIds = () => page.locator('#file-rows tr').evaluateAll((rows) => rows.map((r) => r.dataset.id))
+  listings.length = 0
   await page.getByRole('button', { name: 'Refresh' }).click()
   await page.locator('#file-rows td.name', { hasText: 'many-119.txt' }).waitFor()
   seen.longFirstRows = (await rowIds()).length
@@ -280,6 +286,7 @@ try {
   seen.longNewestFirst = listed.sort((a, b) => b.created - a.created).map((f) => f.id)
   await page.getByRole('button', { name: 'Refresh' }).click() // keeps what was opened
   await page.waitForFunction((n) => document.querySelectorAll('#file-rows tr').length === n && document.querySelector('#files-more').hidden, seen.longAllRows.length)
+  seen.longListings = listings.slice()
 } finally {
   await browser.close()
   origin.close()

@@ -172,3 +172,105 @@ def test_parse_page_refuses(query: dict[str, str]) -> None:
 def test_next_link_keeps_the_other_parameters() -> None:
     link = paging.next_link("https://x/files/", paging.Page(5, ""), ID, {"owner": "a b&c"})
     assert link == f'<https://x/files/?owner=a+b%26c&limit=5&after={ID}>; rel="next"'
+
+
+@pytest.mark.parametrize(
+    ("query", "page"),
+    [
+        ({"order": "id"}, None),  # the default order, named: still the whole listing
+        ({"order": "id", "limit": "5"}, paging.Page(5, "")),
+        ({"order": "newest"}, paging.NewestPage(paging.MAX_LIMIT)),  # never unbounded
+        ({"order": "newest", "limit": "3"}, paging.NewestPage(3)),
+        ({"order": "newest", "before": ""}, paging.NewestPage(paging.MAX_LIMIT)),
+        (
+            {"order": "newest", "limit": "2", "before": f"1764912345.6789012~{ID}"},
+            paging.NewestPage(2, (1764912345.6789012, ID)),
+        ),
+        ({"order": "newest", "before": f"0.0~{ID}"}, paging.NewestPage(1000, (0.0, ID))),
+        ({"order": "newest", "before": f"17~{ID}"}, paging.NewestPage(1000, (17.0, ID))),
+    ],
+)
+def test_parse_newest_page(query: dict[str, str], page: paging.NewestPage | None) -> None:
+    assert paging.parse_page(query) == page
+
+
+@pytest.mark.parametrize(
+    ("query", "what"),
+    [
+        ({"order": "oldest"}, "order"),
+        ({"order": ""}, "order"),
+        ({"order": "newest", "limit": "0"}, "limit"),
+        ({"order": "newest", "after": ID}, "after"),
+        ({"before": f"1.5~{ID}"}, "before"),  # a newest cursor in id order
+        ({"order": "newest", "before": ID}, "before"),
+        ({"order": "newest", "before": f"nan~{ID}"}, "before"),
+        ({"order": "newest", "before": f"inf~{ID}"}, "before"),
+        ({"order": "newest", "before": f"1e999~{ID}"}, "before"),
+        ({"order": "newest", "before": f"-1.0~{ID}"}, "before"),
+        ({"order": "newest", "before": f"1.0~{ID[:-1]}"}, "before"),
+        ({"order": "newest", "before": f"1.0~{ID}~{ID}"}, "before"),
+        ({"order": "newest", "before": f"{'9' * 13}~{ID}"}, "before"),
+        ({"order": "newest", "before": "\u0661.\u0660~" + ID}, "before"),  # Arabic-Indic digits
+    ],
+)
+def test_parse_newest_page_refuses(query: dict[str, str], what: str) -> None:
+    with pytest.raises(ValueError, match=rf"^{what} must"):
+        paging.parse_page(query)
+
+
+@pytest.mark.parametrize("created", [0.0, 17.0, 1764912345.6789012, 1e-7 + 3, 999999999999.9])
+def test_a_cursor_reads_back_the_same_float(created: float) -> None:
+    assert paging.parse_cursor(paging.format_cursor((created, ID))) == (created, ID)
+
+
+def _ids(n: int) -> list[str]:
+    return [f"{i:022d}" for i in range(n)]
+
+
+@pytest.mark.parametrize(
+    ("created", "limit", "before", "page", "last"),
+    [
+        # newest first whatever order they come in, and a cursor when more are left
+        ([3.0, 1.0, 2.0, 5.0, 4.0], 2, None, [3, 4], 4),
+        ([3.0, 1.0, 2.0, 5.0, 4.0], 2, (4.0, _ids(5)[4]), [0, 2], 2),
+        ([3.0, 1.0, 2.0, 5.0, 4.0], 2, (2.0, _ids(5)[2]), [1], None),
+        ([3.0, 1.0, 2.0, 5.0, 4.0], 5, None, [3, 4, 0, 2, 1], None),  # exactly one page
+        ([3.0, 1.0, 2.0, 5.0, 4.0], 4, None, [3, 4, 0, 2], 2),  # one over: a next page
+        ([], 3, None, [], None),
+        # the same created time: the id breaks the tie, so no file is shown twice or never
+        ([7.0, 7.0, 7.0, 7.0], 2, None, [3, 2], 2),
+        ([7.0, 7.0, 7.0, 7.0], 2, (7.0, _ids(5)[2]), [1, 0], None),
+        # a cursor whose file went away still divides the rest where it stood
+        ([1.0, 2.0, 4.0], 5, (3.0, "ZZZZZZZZZZZZZZZZZZZZZZ"), [1, 0], None),
+    ],
+)
+def test_newest_first(
+    created: list[float],
+    limit: int,
+    before: paging.Key | None,
+    page: list[int],
+    last: int | None,
+) -> None:
+    ids = _ids(len(created))
+    newest: paging.NewestFirst[int] = paging.NewestFirst(paging.NewestPage(limit, before))
+    for i, (at, file_id) in enumerate(zip(created, ids, strict=True)):
+        newest.offer((at, file_id), i)
+    items, cursor = newest.page()
+    assert items == page
+    assert cursor == (None if last is None else (created[last], ids[last]))
+    assert newest.seen == len(created)
+
+
+def test_newest_first_holds_only_a_page() -> None:
+    newest: paging.NewestFirst[int] = paging.NewestFirst(paging.NewestPage(10))
+    for i in range(10_000):
+        newest.offer((float(i % 977), f"{i:022d}"), i)
+        assert len(newest._held) <= 11
+    items, cursor = newest.page()
+    assert [i % 977 for i in items] == [976] * 10 and cursor is not None
+
+
+def test_next_newest_link() -> None:
+    page = paging.NewestPage(5, None)
+    link = paging.next_newest_link("https://x/files/", page, (1.25, ID), {"owner": "a b"})
+    assert link == f'<https://x/files/?owner=a+b&order=newest&limit=5&before=1.25~{ID}>; rel="next"'
