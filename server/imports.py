@@ -6,6 +6,13 @@ A dropped upstream connection is resumed from the bytes already stored when the 
 supports ranges (`Range` + `If-Range`, so a changed file is never spliced), with backoff;
 otherwise the import fails and its partial file is removed. Jobs run at most
 `--import-concurrency` at a time; more wait in a bounded queue.
+
+A job can be paused (Companion's `pause`, which Uppy sends when a person pauses the file)
+where it could resume: its upstream connection is closed, what it stored stays, and its
+slot goes to the next job. `resume` takes a slot again and asks for the rest with `Range`
+and `If-Range`, as after a dropped connection. A pause lasts at most until the partial
+upload would expire and be swept. An upstream that cannot resume is not paused: stopping
+reading would only hold its connection open until one side timed it out, and lose the file.
 """
 
 from __future__ import annotations
@@ -63,6 +70,9 @@ class ImportJob:
     created: float = field(default_factory=time.time)
     stopped: str | None = None  # why it was told to stop: a cancel, or the shutdown
     queued: bool = True  # counted among the jobs waiting for a slot
+    resumable: bool = False  # the upstream serves ranges, with a validator: it may pause
+    paused: bool = False  # asked to pause, and not resumed since
+    unpaused: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     def topic(self) -> str:
         return f"import:{self.id}"
@@ -78,6 +88,24 @@ class ImportJob:
             "error": self.error,
             "events": f"/imports/{self.id}/events",
         }
+
+
+class _Slot:
+    """A job's place among the `--import-concurrency` that run at once, which a paused job
+    gives back and takes again, and whose release happens once however the job ends."""
+
+    def __init__(self, slots: asyncio.Semaphore) -> None:
+        self._slots = slots
+        self._held = False
+
+    async def take(self) -> None:
+        await self._slots.acquire()  # a cancel while waiting leaves nothing taken
+        self._held = True
+
+    def give(self) -> None:
+        if self._held:
+            self._held = False
+            self._slots.release()
 
 
 class Importer:
@@ -133,7 +161,7 @@ class Importer:
     def _ended(self, job: ImportJob) -> None:
         self._dequeue(job)  # a task cancelled before its first step never ran its body
         self._tasks.pop(job.id, None)
-        if job.state in ("queued", "running"):
+        if job.state in ("queued", "running", "paused"):
             self._fail(job, job.stopped or CANCELLED)
 
     def cancel(self, job_id: str) -> bool:
@@ -147,6 +175,27 @@ class Importer:
         waiting for a slot, connecting or backing off has none, and is cancelled at once.
         """
         return self._stop(job_id, CANCELLED)
+
+    def pause(self, job_id: str) -> bool:
+        """Pause the job if it can resume where it stopped; False if it cannot, or ended.
+        A job whose upstream is not known yet pauses once it is, if that one can resume."""
+        job = self._jobs.get(job_id)
+        if job is None or job.state in ("complete", "error") or job.stopped is not None:
+            return False
+        job.paused = True
+        job.unpaused.clear()
+        reading = self._reading.get(job_id)
+        if reading is not None and job.resumable:
+            reading.close()  # it stops between chunks, with no store call in flight
+        return job.resumable or reading is None
+
+    def resume(self, job_id: str) -> bool:
+        job = self._jobs.get(job_id)
+        if job is None or not job.paused:
+            return False
+        job.paused = False
+        job.unpaused.set()
+        return True
 
     def _stop(self, job_id: str, why: str) -> bool:
         task, job = self._tasks.get(job_id), self._jobs.get(job_id)
@@ -168,12 +217,16 @@ class Importer:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _run(self, job: ImportJob, base_url: str) -> None:
+        slot = _Slot(self._slots)
         try:
-            async with self._slots:
+            try:
+                await slot.take()
                 self._dequeue(job)
                 job.state = "running"
                 self._progress(job)
-                upload = await self._fetch(job)
+                upload = await self._fetch(job, slot)
+            finally:
+                slot.give()
         except (ImportFailed, Refused, StorageError) as exc:
             self._fail(job, str(exc))
             return
@@ -218,7 +271,24 @@ class Importer:
     def _progress(self, job: ImportJob) -> None:
         self.events.publish(job.topic(), "progress", {"bytes": job.received, "total": job.total})
 
-    async def _fetch(self, job: ImportJob) -> Upload:
+    async def _while_paused(self, job: ImportJob, slot: _Slot, upload: Upload | None) -> None:
+        """Wait out a pause without a slot, until resumed or the upload would expire."""
+        if not job.paused or (upload is not None and not job.resumable):
+            return
+        slot.give()
+        job.state = "paused"
+        self._progress(job)
+        expires = upload.info.expires if upload is not None else None
+        left = (expires - time.time()) if expires else self._settings.upload_ttl
+        try:
+            await asyncio.wait_for(job.unpaused.wait(), max(left, 0.0))
+        except TimeoutError:
+            raise ImportFailed("the import stayed paused until its upload expired") from None
+        await slot.take()
+        job.state = "running"
+        self._progress(job)
+
+    async def _fetch(self, job: ImportJob, slot: _Slot) -> Upload:
         settings = self._settings
         timeouts = Timeouts(
             settings.proxy_connect_timeout,
@@ -228,8 +298,11 @@ class Importer:
         upload: Upload | None = None
         validator: str | None = None
         delay = BACKOFF
+        attempt = 0  # failed attempts; a pause is none
         try:
-            for attempt in range(1, ATTEMPTS + 1):
+            while attempt < ATTEMPTS:
+                await self._while_paused(job, slot, upload)
+                attempt += 1
                 offset = upload.info.offset if upload else 0
                 headers = {}
                 if offset:
@@ -260,10 +333,16 @@ class Importer:
                         if upload.info.length is None or upload.info.offset == upload.info.length:
                             await upload.finish()
                             return upload
+                        if job.paused and job.resumable:
+                            response.close()  # not drained: the rest is asked for again
+                            attempt -= 1  # it stopped as asked; nothing failed
+                            continue
                     except (aiohttp.ClientError, TimeoutError) as exc:
                         self._check_cancelled(job)  # its upstream was closed for it
-                        resumable = validator is not None and upload is not None
-                        if not resumable or attempt == ATTEMPTS:
+                        if job.paused and job.resumable:
+                            attempt -= 1
+                            continue
+                        if not job.resumable or attempt == ATTEMPTS:
                             raise ImportFailed(f"the upstream connection failed: {exc}") from None
                     finally:
                         del self._reading[job.id]
@@ -298,7 +377,10 @@ class Importer:
         )
         ranges = response.headers.get("Accept-Ranges", "").lower() == "bytes"
         validator = response.headers.get("ETag") or response.headers.get("Last-Modified")
-        return upload, validator if ranges and total is not None else None
+        job.resumable = ranges and total is not None and validator is not None
+        if job.paused and not job.resumable:
+            log.info("import %s: the upstream cannot resume, so it is not paused", job.id)
+        return upload, validator if job.resumable else None
 
     @staticmethod
     def _check_cancelled(job: ImportJob) -> None:
@@ -320,6 +402,8 @@ class Importer:
             nonlocal last
             async for chunk in response.content.iter_any():
                 self._check_cancelled(job)
+                if job.paused and job.resumable:
+                    return  # paused before its upstream was known: it stops here
                 job.received += len(chunk)
                 if cap and job.received > cap:
                     raise ImportFailed(f"the file grew past {cap} bytes")

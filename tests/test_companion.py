@@ -46,13 +46,43 @@ class Origin:
         return resp
 
 
+class RangedOrigin(Origin):
+    """An origin that can resume, as most file hosts and CDNs: Range, If-Range, an ETag.
+    It counts the connections it is sending on and the Range headers it was asked with."""
+
+    ETAG = '"clip-v1"'
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sending = 0
+        self.ranges: list[tuple[str | None, str | None]] = []
+
+    async def serve(self, request: web.Request) -> web.StreamResponse:
+        self.ranges.append((request.headers.get("Range"), request.headers.get("If-Range")))
+        start = 0
+        headers = {"Content-Type": "video/mp4", "Accept-Ranges": "bytes", "ETag": self.ETAG}
+        wanted = request.headers.get("Range", "")
+        if wanted and request.headers.get("If-Range") == self.ETAG:
+            start = int(wanted.removeprefix("bytes=").rstrip("-"))
+            headers["Content-Range"] = f"bytes {start}-{len(BODY) - 1}/{len(BODY)}"
+        resp = web.StreamResponse(status=206 if start else 200, headers=headers)
+        resp.content_length = len(BODY) - start
+        await resp.prepare(request)
+        self.sending += 1
+        try:
+            for at in range(start, len(BODY), 256 << 10):
+                await resp.write(BODY[at : at + (256 << 10)])
+                await asyncio.sleep(self.pause)
+        finally:
+            self.sending -= 1
+        return resp
+
+
 async def missing(_: web.Request) -> web.Response:
     return web.Response(status=404)
 
 
-@pytest.fixture
-async def origin() -> AsyncIterator[Origin]:
-    o = Origin()
+async def _served(o: Origin) -> AsyncIterator[Origin]:
     app = web.Application()
     app.router.add_get("/media/download", o.serve)
     app.router.add_get("/missing", missing)
@@ -60,6 +90,18 @@ async def origin() -> AsyncIterator[Origin]:
     await o.server.start_server()
     yield o
     await o.server.close()
+
+
+@pytest.fixture
+async def origin() -> AsyncIterator[Origin]:
+    async for o in _served(Origin()):
+        yield o
+
+
+@pytest.fixture
+async def ranged() -> AsyncIterator[RangedOrigin]:
+    async for o in _served(RangedOrigin()):
+        yield o
 
 
 async def post(client: Client, path: str, body: Any, **headers: str) -> aiohttp.ClientResponse:
@@ -191,3 +233,117 @@ async def test_auth_is_the_import_scope(make_client: ClientFactory, origin: Orig
     file = json.loads(said[-1]["payload"]["response"]["responseText"])
     assert (await client.get(f"/files/{file['id']}", headers=alice)).status == 200
     assert (await client.get(f"/files/{file['id']}", headers=bearer("bob"))).status == 404
+
+
+async def _state(client: Client, token: str, want: str) -> dict[str, Any]:
+    """The import's status, once it is `want` (within 5 s)."""
+    for _ in range(100):
+        status = await (await client.get(f"/imports/{token}")).json()
+        if status["state"] == want:
+            return status  # type: ignore[no-any-return]
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the import never became {want}: {status}")
+
+
+async def test_pause_gives_back_the_slot_and_resume_asks_for_the_rest(
+    make_client: ClientFactory, ranged: RangedOrigin, origin: Origin, backend_store: Backend
+) -> None:
+    """Uppy's pause and resume, as its socket sends them: the upstream is let go, what was
+    stored stays, another import runs in the one slot, and the rest comes with If-Range."""
+    ranged.pause = 0.05
+    client = await make_client(insecure_proxy_allow_private=True, import_concurrency=1)
+    url = ranged.url("/media/download")
+    token = (await (await post(client, "/url/get", {"url": url})).json())["token"]
+    said: list[dict[str, Any]] = []
+    async with client.ws_connect(f"/api/{token}") as ws:
+        async for message in ws:
+            said.append(json.loads(message.data))
+            if said[-1]["payload"].get("bytesUploaded", 0) >= 1 << 20:
+                break
+        await ws.send_json({"action": "pause", "payload": {}})
+        paused = await _state(client, token, "paused")
+        assert 1 << 20 <= paused["bytes"] < len(BODY)
+        assert ranged.sending == 0  # its upstream connection is closed, not held
+        # the slot went back: a second import runs to the end while the first is paused
+        other = (
+            await (await post(client, "/url/get", {"url": origin.url("/media/download")})).json()
+        )["token"]
+        assert (await messages(client, other))[-1]["action"] == "success"
+        still = await (await client.get(f"/imports/{token}")).json()
+        assert still["state"] == "paused" and still["bytes"] == paused["bytes"]
+        await ws.send_json({"action": "resume", "payload": {}})
+        async for message in ws:
+            said.append(json.loads(message.data))
+            if said[-1]["action"] in ("success", "error"):
+                break
+    assert said[-1]["action"] == "success", said[-1]
+    file = json.loads(said[-1]["payload"]["response"]["responseText"])
+    assert file["sha256"] == hashlib.sha256(BODY).hexdigest()
+    stored = await client.get(f"/files/{file['id']}")
+    assert stored.status == 200 and await stored.read() == BODY
+    # one request for the start, one for the rest from what was stored; no third
+    assert ranged.ranges == [(None, None), (f"bytes={paused['bytes']}-", RangedOrigin.ETAG)]
+
+
+async def test_a_pause_ends_when_the_upload_would_expire(
+    make_client: ClientFactory, ranged: RangedOrigin, backend_store: Backend
+) -> None:
+    ranged.pause = 0.05
+    client = await make_client(insecure_proxy_allow_private=True, upload_ttl=1.5)
+    token = (await (await post(client, "/url/get", {"url": ranged.url("/media/download")})).json())[
+        "token"
+    ]
+    said = await messages(client, token, send={"action": "pause", "payload": {}})
+    assert said[-1] == {
+        "action": "error",
+        "payload": {"error": {"message": "the import stayed paused until its upload expired"}},
+    }
+    for _ in range(100):
+        if not [n for n in backend_store.names() if not n.startswith(".")]:
+            break
+        await asyncio.sleep(0.05)
+    assert [n for n in backend_store.names() if not n.startswith(".")] == []  # nothing kept
+
+
+async def test_an_upstream_that_cannot_resume_is_not_paused(
+    make_client: ClientFactory, origin: Origin
+) -> None:
+    """Without ranges a pause would only hold the connection until it timed out, and lose
+    the file; the import goes on to the end instead."""
+    origin.pause = 0.02
+    client = await make_client(insecure_proxy_allow_private=True)
+    token = (await (await post(client, "/url/get", {"url": origin.url("/media/download")})).json())[
+        "token"
+    ]
+    said = await messages(client, token, send={"action": "pause", "payload": {}})
+    assert said[-1]["action"] == "success"
+    file = json.loads(said[-1]["payload"]["response"]["responseText"])
+    assert file["sha256"] == hashlib.sha256(BODY).hexdigest()
+
+
+async def test_a_paused_import_can_be_cancelled(
+    make_client: ClientFactory, ranged: RangedOrigin, backend_store: Backend
+) -> None:
+    ranged.pause = 0.05
+    client = await make_client(insecure_proxy_allow_private=True)
+    token = (await (await post(client, "/url/get", {"url": ranged.url("/media/download")})).json())[
+        "token"
+    ]
+    async with client.ws_connect(f"/api/{token}") as ws:
+        await ws.receive()
+        await ws.send_json({"action": "pause", "payload": {}})
+        await _state(client, token, "paused")
+        await ws.send_json({"action": "cancel", "payload": {}})
+        async for message in ws:
+            last = json.loads(message.data)
+            if last["action"] in ("success", "error"):
+                break
+    assert last == {
+        "action": "error",
+        "payload": {"error": {"message": "the import was cancelled"}},
+    }
+    for _ in range(100):
+        if not [n for n in backend_store.names() if not n.startswith(".")]:
+            break
+        await asyncio.sleep(0.05)
+    assert [n for n in backend_store.names() if not n.startswith(".")] == []

@@ -68,6 +68,15 @@ def test_uppy_url_imports_a_pasted_link(data_dir: Path) -> None:
         # Companion's progress reached Uppy on its way to the whole file
         partial = {v for v in seen["progress"] if 0 < v < seen["remoteSize"]}
         assert len(partial) >= 2, seen["progress"]
+        # Uppy's pause let go of the origin, and its resume asked for the rest of the file
+        # from what spigot had stored (/url/meta's GET is closed after its head)
+        pause = seen["pause"]
+        assert pause["at"] >= 4 << 20 and pause["sendingMidway"] == 0, pause
+        assert len(set(pause["during"])) <= 1, pause  # no progress while paused
+        first, *rest = [r for r in seen["ranges"] if r is not None]
+        resumed_from = int(first.removeprefix("bytes=").rstrip("-"))
+        assert rest == [] and pause["at"] <= resumed_from < seen["remoteSize"], seen["ranges"]
+        assert seen["ranges"].count(None) == 2  # the head for /url/meta, then the import
         # the file is spigot's, and Uppy got its URL and JSON
         file_id = seen["uploadURL"].rstrip("/").rsplit("/", 1)[-1]
         assert seen["uploadURL"] == f"{server.url}/files/{file_id}"

@@ -9,7 +9,8 @@ spigot is the destination already: the file is stored once, and Uppy gets its UR
 
 The socket replays what the import has said so far, then follows it to `success` or
 `error`. A `cancel` from the client stops the import and removes what it stored. `pause`
-and `resume` are taken but not honoured: the fetch runs on, as an import does. No wait is
+and `resume` pause the fetch and go on with it, where its upstream can resume (serves
+ranges, with an ETag or Last-Modified); otherwise the fetch runs on. No wait is
 unbounded: aiohttp pings the client every --sse-heartbeat and closes a socket whose pong
 does not come, and the events follow ends with the import or the server.
 """
@@ -107,7 +108,9 @@ async def transfer_socket(request: web.Request) -> web.WebSocketResponse:
 
 
 async def _listen(ws: web.WebSocketResponse, importer: Importer, job_id: str) -> None:
-    """The client's messages, until it closes: a `cancel` stops the import."""
+    """The client's messages, until it closes: `cancel`, `pause` and `resume`."""
+    act = {"cancel": importer.cancel, "pause": importer.pause, "resume": importer.resume}
     async for message in ws:
-        if message.type is WSMsgType.TEXT and companion.client_action(message.data) == "cancel":
-            importer.cancel(job_id)
+        action = companion.client_action(message.data) if message.type is WSMsgType.TEXT else None
+        if action is not None:
+            act[action](job_id)

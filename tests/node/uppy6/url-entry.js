@@ -5,14 +5,26 @@ import Uppy from '@uppy/core'
 import Tus from '@uppy/tus'
 import Url from '@uppy/url'
 
-window.spigotImport = async ({ spigot, token, url }) => {
+// With `pauseAt`, the file is paused once that many bytes are in, as a person pressing
+// pause would, and resumed after `pauseFor` ms; `window.originSending()` (the test's) says
+// how many responses the origin is sending in the middle of the pause.
+window.spigotImport = async ({ spigot, token, url, pauseAt = null, pauseFor = 1500 }) => {
   const auth = { Authorization: `Bearer ${token}` }
   const uppy = new Uppy({ autoProceed: false })
     .use(Url, { companionUrl: spigot, companionHeaders: auth })
     .use(Tus, { endpoint: `${spigot}/files/`, headers: auth })
   const progress = []
   const errors = []
-  uppy.on('upload-progress', (_, p) => progress.push(p.bytesUploaded))
+  const pause = { at: null, during: [], sendingMidway: null }
+  uppy.on('upload-progress', (file, p) => {
+    progress.push(p.bytesUploaded)
+    if (pause.at !== null && file.isPaused) pause.during.push(p.bytesUploaded)
+    if (pauseAt === null || pause.at !== null || p.bytesUploaded < pauseAt) return
+    pause.at = p.bytesUploaded
+    uppy.pauseResume(file.id)
+    setTimeout(async () => { pause.sendingMidway = await window.originSending() }, pauseFor / 2)
+    setTimeout(() => uppy.pauseResume(file.id), pauseFor)
+  })
   uppy.on('upload-error', (_, error) => errors.push(String(error)))
   uppy.on('error', (error) => errors.push(String(error)))
   const added = await uppy.getPlugin('Url').addFile(url)
@@ -25,6 +37,7 @@ window.spigotImport = async ({ spigot, token, url }) => {
     type: file.type,
     size: file.size,
     progress,
+    pause,
     errors,
     uploadURL: done?.uploadURL ?? null,
     body: done?.response?.body ?? null,
